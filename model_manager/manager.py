@@ -1,0 +1,116 @@
+"""ModelManager: one run's pinned models, verified, with their provenance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ModelMappingMissing
+from .loader import ModelMapping, load_mapping, parse_run_context
+from .resolve import Specs, open_cache, resolve_mapping, triton_endpoints
+from .schema import ResolvedModelSpec, RunContext
+from .signature import idempotency_key, model_signature, models_used
+
+
+class ModelManager:
+    """Resolve each (component, role) to a pinned, verified spec; never download, never fall back.
+
+    ``resolved_model_mapping`` (the run payload's dict) wins over ``profile_path``
+    (a YAML profile); with neither, ``model_mapping_missing``. Every in-process
+    artifact is checked against its pinned digest here, at construction.
+    """
+
+    def __init__(
+        self,
+        run_context: RunContext | Mapping[str, Any],
+        resolved_model_mapping: Mapping[str, Any] | None = None,
+        *,
+        profile_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.run_context: RunContext = parse_run_context(run_context)
+        self.mapping: ModelMapping = load_mapping(resolved_model_mapping, profile_path)
+        _activate_guard(triton_endpoints(self.mapping))
+        self._specs: Specs = resolve_mapping(self.mapping, open_cache())
+        self._signatures: dict[str, str] = {}
+
+    # --- resolution -------------------------------------------------------
+    @property
+    def components(self) -> list[str]:
+        return list(self._specs)
+
+    def roles(self, component: str) -> list[str]:
+        return list(self._roles_of(component))
+
+    def _roles_of(self, component: str) -> dict[str, ResolvedModelSpec]:
+        try:
+            return self._specs[component]
+        except KeyError:
+            raise ModelMappingMissing(
+                f"component {component!r} is not in the mapping ({self.mapping.source})",
+                component=component, hint=f"known components: {sorted(self._specs)}",
+            ) from None
+
+    def resolve(self, *, component: str, role: str) -> ResolvedModelSpec:
+        roles = self._roles_of(component)
+        try:
+            return roles[role]
+        except KeyError:
+            raise ModelMappingMissing(
+                f"role {role!r} is not in the mapping ({self.mapping.source})",
+                component=component, role=role, hint=f"roles of {component!r}: {sorted(roles)}",
+            ) from None
+
+    def specs(self) -> list[ResolvedModelSpec]:
+        return [spec for roles in self._specs.values() for spec in roles.values()]
+
+    # --- provenance -------------------------------------------------------
+    def models_used_for(self, component: str) -> list[dict[str, Any]]:
+        return models_used(self._roles_of(component).values())
+
+    def model_signature_for(self, component: str) -> str:
+        signature = self._signatures.get(component)
+        if signature is None:
+            signature = self._signatures[component] = model_signature(self.models_used_for(component))
+        return signature
+
+    def idempotency_key_for(self, component: str) -> str:
+        return idempotency_key(self.run_context.model_dump(), component, self.model_signature_for(component))
+
+    def npz_meta_for(self, component: str) -> dict[str, Any]:
+        """What each NPZ output of ``component`` carries: models_used and model_signature only."""
+        return {"models_used": self.models_used_for(component),
+                "model_signature": self.model_signature_for(component)}
+
+    def manifest_section(self) -> dict[str, Any]:
+        """``run.resolved_model_mapping`` of manifest.json: the mapping as resolved (devices filled in)."""
+        return {
+            "schema_version": self.mapping.schema_version,
+            "components": {
+                component: {role: _entry_as_resolved(spec) for role, spec in roles.items()}
+                for component, roles in self._specs.items()
+            },
+        }
+
+    def artifact_path(self, spec: ResolvedModelSpec, field: str) -> str:
+        """The absolute path of one of ``spec``'s artifacts, as verified at construction."""
+        from .paths import models_root, resolve_artifact
+
+        rel = spec.artifacts.paths().get(field) if spec.artifacts else None
+        if rel is None:
+            raise ModelMappingMissing(f"the spec has no artifacts.{field}", component=spec.component_name,
+                                      role=spec.role, field=f"artifacts.{field}",
+                                      hint="name the artifact in the mapping")
+        return resolve_artifact(models_root(spec.component_name, spec.role), rel,
+                                component=spec.component_name, role=spec.role, field=f"artifacts.{field}")
+
+
+def _entry_as_resolved(spec: ResolvedModelSpec) -> dict[str, Any]:
+    return spec.model_dump(exclude={"component_name", "role", "preprocess_preset"}, exclude_none=True)
+
+
+def _activate_guard(endpoints: list[str]) -> None:
+    """Every manager switches the process offline, allowing only the mapped Triton endpoints."""
+    from . import guard
+
+    guard.activate(allow=endpoints)

@@ -1,0 +1,95 @@
+"""From a validated mapping to resolved specs, with every local artifact checked.
+
+Fail fast: an artifact that is missing, escapes the models root or differs
+from its pinned digest stops the run here, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from .digest import weights_digest
+from .digest_cache import DigestCache, default_cache_dir
+from .errors import ModelArtifactMissing, ModelManagerError, WeightsDigestMismatch
+from .loader import ModelMapping
+from .paths import models_root, resolve_artifact
+from .schema import WEIGHTS_FIELD, ModelEntry, ResolvedModelSpec, spec_from_entry
+
+Specs = dict[str, dict[str, ResolvedModelSpec]]
+
+
+class _Root:
+    """The models root, looked up once and only if some entry names an artifact."""
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    def get(self, component: str, role: str) -> str:
+        if self._value is None:
+            self._value = models_root(component, role)
+        return self._value
+
+
+def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache: DigestCache) -> ResolvedModelSpec:
+    spec = spec_from_entry(component, role, entry)
+    if entry.artifacts is None:
+        return spec
+    weights_field = WEIGHTS_FIELD.get(entry.engine) if entry.runtime == "inprocess" else None
+    for field, rel in entry.artifacts.paths().items():
+        where = {"component": component, "role": role, "field": f"artifacts.{field}"}
+        real = resolve_artifact(root.get(component, role), rel, **where)  # type: ignore[arg-type]
+        if field != weights_field:
+            continue
+        try:
+            actual = weights_digest(real, root.get(component, role), cache, **where)
+        except OSError as exc:
+            raise ModelArtifactMissing(f"{rel!r} cannot be read: {exc.strerror or exc}", **where,
+                                       hint="check the file's permissions under the models root") from None
+        if actual != entry.weights_digest:
+            raise WeightsDigestMismatch(
+                f"{rel!r} hashes to {actual}, but the mapping pins {entry.weights_digest}",
+                component=component, role=role, field="weights_digest",
+                hint="restore the pinned weights, or pin the new digest after review",
+            )
+    return spec
+
+
+def open_cache(cache_dir: str | None = None) -> DigestCache:
+    return DigestCache(cache_dir if cache_dir is not None else default_cache_dir())
+
+
+def resolve_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> Specs:
+    """Every entry resolved and verified; the first problem raises."""
+    cache = cache or open_cache()
+    root = _Root()
+    return {
+        component: {role: check_entry(component, role, entry, root, cache) for role, entry in roles.items()}
+        for component, roles in mapping.components.items()
+    }
+
+
+def verify_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> list[ModelManagerError]:
+    """Every problem of every entry, for a report (``model-manager verify``)."""
+    cache = cache or open_cache()
+    root = _Root()
+    problems: list[ModelManagerError] = []
+    for component, roles in mapping.components.items():
+        for role, entry in roles.items():
+            try:
+                check_entry(component, role, entry, root, cache)
+            except ModelManagerError as exc:
+                problems.append(exc)
+                if exc.code == "models_root_missing":
+                    return problems  # every later artifact would repeat it
+    return problems
+
+
+def unverified_specs(mapping: ModelMapping) -> Specs:
+    """Specs straight from a mapping, no files touched: for recomputing a recorded run's signatures."""
+    return {
+        component: {role: spec_from_entry(component, role, entry) for role, entry in roles.items()}
+        for component, roles in mapping.components.items()
+    }
+
+
+def triton_endpoints(mapping: ModelMapping) -> list[str]:
+    return sorted({e.triton.http_url for roles in mapping.components.values()
+                   for e in roles.values() if e.triton is not None})
