@@ -47,7 +47,7 @@ def write_manifest(run_dir: str | os.PathLike[str], mm: ModelManager) -> Path:
     return path
 
 
-def save_npz(path: str | os.PathLike[str], meta: dict[str, Any], **arrays: Any) -> Path:
+def save_npz(path: str | os.PathLike[str], meta: dict[str, Any], /, **arrays: Any) -> Path:
     """Write arrays plus ``meta`` (from ``mm.npz_meta_for(component)``) as a compressed NPZ."""
     import numpy as np
 
