@@ -37,15 +37,20 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _error_field(err: Any) -> str:
+    path = _field_path(tuple(err["loc"]))
+    cause = (err.get("ctx") or {}).get("error")
+    extra = getattr(cause, "field", None)
+    return f"{path}.{extra}" if path and extra else (extra or path)
+
+
 def _validation_error(
     exc: ValidationError, *, component: str | None = None, role: str | None = None, source: str = ""
 ) -> InvalidModelSpec:
     errors = exc.errors(include_url=False)
     first = errors[0]
-    field = _field_path(tuple(first["loc"])) or None
-    details = "; ".join(
-        f"{_field_path(tuple(e['loc'])) or '(entry)'}: {e['msg']}" for e in errors[:5]
-    )
+    field = _error_field(first) or None
+    details = "; ".join(f"{_error_field(e) or '(entry)'}: {e['msg']}" for e in errors[:5])
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     hint = _hint_for(first)
     where = f" in {source}" if source else ""

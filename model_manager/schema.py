@@ -39,6 +39,14 @@ Engine = Literal["onnx", "torch", "tensorrt"]
 Precision = Literal["fp16", "fp32"]
 
 
+class FieldError(ValueError):
+    """A cross-field rule broken; ``field`` names the field to fix (pydantic keeps us in ctx['error'])."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class RunContext(BaseModel):
     model_config = _STRICT
 
@@ -73,7 +81,7 @@ class TritonSpec(BaseModel):
         for side in ("inputs", "outputs"):
             names = [t.name for t in getattr(self, side)]
             if len(names) != len(set(names)):
-                raise ValueError(f"duplicate tensor names in {side}: {sorted(names)}")
+                raise FieldError(side, f"duplicate tensor names in {side}: {sorted(names)}")
         return self
 
 
@@ -118,22 +126,23 @@ class ModelEntry(BaseModel):
         resolved_device(self.device_policy, self.device)
         if self.runtime == "triton":
             if self.triton is None:
-                raise ValueError("runtime 'triton' needs a 'triton' block (http_url, model_name, ...)")
+                raise FieldError("triton", "runtime 'triton' needs a 'triton' block (http_url, model_name, ...)")
             if self.artifacts is not None and (self.artifacts.onnx_path or self.artifacts.weights_path):
-                raise ValueError("a triton model's weights live in Triton: artifacts may name only "
+                raise FieldError("artifacts", "a triton model's weights live in Triton: artifacts may name only "
                                  "tokenizer_path and preprocess_id")
             if self.tier == 0:
-                raise ValueError("tier 0 (preload at start) is for in-process models only")
+                raise FieldError("tier", "tier 0 (preload at start) is for in-process models only")
             return self
         if self.triton is not None:
-            raise ValueError("runtime 'inprocess' must not carry a 'triton' block")
+            raise FieldError("triton", "runtime 'inprocess' must not carry a 'triton' block")
         if self.engine not in WEIGHTS_FIELD:
-            raise ValueError(f"engine {self.engine!r} runs only under runtime 'triton'")
+            raise FieldError("engine", f"engine {self.engine!r} runs only under runtime 'triton'")
         needed = WEIGHTS_FIELD[self.engine]
         if self.artifacts is None or getattr(self.artifacts, needed) is None:
-            raise ValueError(f"runtime 'inprocess' with engine {self.engine!r} needs artifacts.{needed}")
+            raise FieldError(f"artifacts.{needed}",
+                             f"runtime 'inprocess' with engine {self.engine!r} needs artifacts.{needed}")
         if self.weights_digest == UNKNOWN_DIGEST:
-            raise ValueError(f"weights_digest 'unknown' is refused: artifacts.{needed} is a local file; "
+            raise FieldError("weights_digest", f"weights_digest 'unknown' is refused: artifacts.{needed} is a local file; "
                              "pin its sha256 (`model-manager digest PATH`)")
         return self
 
@@ -142,7 +151,7 @@ def resolved_device(device_policy: str, device: str | None) -> str:
     """The actual device, or ValueError: the manager never picks a GPU itself (DECISIONS 6.1)."""
     if device is None:
         if device_policy == "any-gpu":
-            raise ValueError("device not resolved: device_policy 'any-gpu' needs the scheduler's "
+            raise FieldError("device", "device not resolved: device_policy 'any-gpu' needs the scheduler's "
                              "'device' (cuda or cuda:N)")
         return device_policy
     if device_policy == "any-gpu" or device_policy == "cuda":
@@ -150,7 +159,7 @@ def resolved_device(device_policy: str, device: str | None) -> str:
     else:
         ok = device == device_policy
     if not ok:
-        raise ValueError(f"device {device!r} does not satisfy device_policy {device_policy!r}")
+        raise FieldError("device", f"device {device!r} does not satisfy device_policy {device_policy!r}")
     return device
 
 
