@@ -1,0 +1,85 @@
+"""Cost of the network guard on hot paths, as ratios against a baseline taken in the same run.
+
+    python bench/bench_guard.py
+
+1. loopback ``connect_ex`` (to a closed port on 127.0.0.1: the kernel answers at once);
+   budget: guard on <= 1.2x no guard.
+2. an unrelated audited event, ``open()`` of a file; budget: <= 0.5 us added per call.
+
+The audit hook cannot be removed once installed, so each configuration is measured in
+its own child process; children alternate (off, on, off, on ...) so drift hits both
+alike, and the best round of each is compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 2000
+ROUNDS = 12
+CHILDREN = 4  # per configuration
+
+
+def _measure(guard_on: bool, port: int, path: str) -> dict[str, float]:
+    if guard_on:
+        sys.path.insert(0, str(ROOT))
+        from model_manager import guard
+        guard.activate(["localhost:8000"])
+    best_connect = best_open = float("inf")
+    for _ in range(ROUNDS):
+        socks = [socket.socket() for _ in range(BATCH)]
+        connect_ex = socket.socket.connect_ex
+        start = time.perf_counter()
+        for s in socks:
+            connect_ex(s, ("127.0.0.1", port))
+        best_connect = min(best_connect, (time.perf_counter() - start) / BATCH * 1e6)
+        for s in socks:
+            s.close()
+        start = time.perf_counter()
+        for _ in range(BATCH):
+            open(path, "rb").close()
+        best_open = min(best_open, (time.perf_counter() - start) / BATCH * 1e6)
+    return {"connect_ex": best_connect, "open": best_open}
+
+
+def main() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again once the with-block ends
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        path = f.name
+    best: dict[str, dict[str, float]] = {"off": {}, "on": {}}
+    try:
+        for _ in range(CHILDREN):
+            for mode in ("off", "on"):
+                out = subprocess.run([sys.executable, __file__, "--child", mode, str(port), path],
+                                     capture_output=True, text=True, check=True).stdout
+                for key, value in json.loads(out).items():
+                    best[mode][key] = min(best[mode].get(key, float("inf")), value)
+    finally:
+        os.unlink(path)
+    off, on = best["off"], best["on"]
+    ratio = on["connect_ex"] / off["connect_ex"]
+    added = on["open"] - off["open"]
+    print(f"connect_ex loopback: no guard {off['connect_ex']:.2f} us, guard on {on['connect_ex']:.2f} us"
+          f" -> ratio {ratio:.3f} (budget 1.20)")
+    print(f"open() of a file:    no guard {off['open']:.3f} us, guard on {on['open']:.3f} us"
+          f" -> added {added:+.3f} us (budget 0.500)")
+    ok = ratio <= 1.2 and added <= 0.5
+    print("PASS" if ok else "OVER BUDGET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(_measure(sys.argv[2] == "on", int(sys.argv[3]), sys.argv[4])))
+        sys.exit(0)
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Wall time of ``pytest -p pytest_mm`` on a 500-test suite that never touches the network,
+against plain pytest in the same run (runs alternate; best of each). Budget: <= 1.1x.
+
+    python bench/bench_pytest_plugin.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = 5
+
+
+def _suite(folder: Path) -> None:
+    for f in range(10):
+        body = ["import pytest", "", "@pytest.fixture(scope='module')", "def data():", "    return list(range(10))", ""]
+        for t in range(50):
+            body += [f"def test_{t}(data, tmp_path_factory):" if t == 0 else f"def test_{t}(data):",
+                     f"    assert sum(data) + {t} == 45 + {t}", ""]
+        (folder / f"test_file_{f}.py").write_text("\n".join(body))
+
+
+def _run(folder: Path, *extra: str) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)],
+                          capture_output=True, text=True, cwd=folder, env=env)
+    elapsed = time.perf_counter() - start
+    if "500 passed" not in proc.stdout:
+        raise SystemExit(f"suite did not pass: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _suite(folder)
+        (folder / "conftest.py").write_text("")
+        _run(folder), _run(folder, "-p", "pytest_mm")  # warm the file cache
+        plain, guarded = [], []
+        for _ in range(RUNS):
+            plain.append(_run(folder))
+            guarded.append(_run(folder, "-p", "pytest_mm"))
+    ratio = min(guarded) / min(plain)
+    print(f"500 tests: plain pytest {min(plain):.3f} s, pytest -p pytest_mm {min(guarded):.3f} s "
+          f"-> ratio {ratio:.3f} (budget 1.10; best of {RUNS} alternating runs)")
+    print("PASS" if ratio <= 1.1 else "OVER BUDGET")
+    return 0 if ratio <= 1.1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
