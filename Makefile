@@ -23,6 +23,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m model_manager.docs_gen
+	$(PY) -m model_manager.errors_doc
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -24,10 +24,16 @@ def _suite(folder: Path) -> None:
             body += [f"def test_{t}(data, tmp_path_factory):" if t == 0 else f"def test_{t}(data):",
                      f"    assert sum(data) + {t} == 45 + {t}", ""]
         (folder / f"test_file_{f}.py").write_text("\n".join(body))
+    # One of the 500 proves which run has the guard on (the entry point would load it in both).
+    (folder / "test_file_0.py").write_text((folder / "test_file_0.py").read_text().replace(
+        "def test_49(data):", "def test_49(data):\n    import os, sys\n"
+        "    on = 'model_manager.guard' in sys.modules and sys.modules['model_manager.guard'].is_active()\n"
+        "    assert on == (os.environ['EXPECT_GUARD'] == '1')"))
 
 
 def _run(folder: Path, *extra: str) -> float:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1",
+               EXPECT_GUARD="1" if "pytest_mm" in extra else "0")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)],
                           capture_output=True, text=True, cwd=folder, env=env)
@@ -42,10 +48,10 @@ def main() -> int:
         folder = Path(tmp)
         _suite(folder)
         (folder / "conftest.py").write_text("")
-        _run(folder), _run(folder, "-p", "pytest_mm")  # warm the file cache
+        _run(folder, "-p", "no:pytest_mm"), _run(folder, "-p", "pytest_mm")  # warm the file cache
         plain, guarded = [], []
         for _ in range(RUNS):
-            plain.append(_run(folder))
+            plain.append(_run(folder, "-p", "no:pytest_mm"))
             guarded.append(_run(folder, "-p", "pytest_mm"))
     ratio = min(guarded) / min(plain)
     print(f"500 tests: plain pytest {min(plain):.3f} s, pytest -p pytest_mm {min(guarded):.3f} s "

@@ -39,9 +39,6 @@ ENV_ALLOW = "MM_NETWORK_GUARD_ALLOW"     # comma-separated host:port list for th
 _LOOPBACK_FAST = frozenset({"127.0.0.1", "::1", "localhost"})
 # A loopback DNS stub (systemd-resolved on 127.0.0.53) forwards queries off the host.
 _DNS_PORTS = frozenset({53, 853, 5353})
-_SKIP_MODULES = frozenset({"socket", "_socket", "ssl", "selectors", "model_manager"})
-_PLUMBING = frozenset({"threading", "concurrent", "runpy", "importlib", "contextlib", "functools",
-                       "_pytest", "pytest", "pluggy", "xdist", "execnet", "unittest", "asyncio"})
 
 _lock = threading.RLock()
 _tls = threading.local()
@@ -112,7 +109,7 @@ def check_grpc_target(target: str) -> None:
 
 
 def _refuse(op: str, host: str, port: int | None, layer: str) -> NoReturn:
-    library, chain = _caller()
+    library, chain = _support.calling_library(sys._getframe(2))
     attempt = BlockedAttempt(op, host, port, library, chain, layer, _context, os.getpid(), time.time())
     global _refusals
     with _lock:
@@ -126,26 +123,6 @@ def _refuse(op: str, host: str, port: int | None, layer: str) -> NoReturn:
         f"allowed: loopback, unix sockets, mapped Triton endpoints ({allowed})")
     exc.host, exc.port, exc.library = host, port, library  # type: ignore[attr-defined]
     raise exc
-
-
-def _caller() -> tuple[str, str]:
-    frame = sys._getframe(2)
-    chain: list[str] = []
-    outer_known: str | None = None
-    first_other: str | None = None
-    while frame is not None:
-        name = str(frame.f_globals.get("__name__", "?"))
-        top = name.partition(".")[0]
-        if top not in _SKIP_MODULES:
-            if not chain or chain[-1] != top:
-                chain.append(top)
-            if top in _support.KNOWN_LIBRARIES:
-                outer_known = name
-            elif first_other is None and top not in _PLUMBING:
-                first_other = name
-        frame = frame.f_back  # type: ignore[assignment]
-    library = outer_known or first_other or (chain[0] if chain else "<unknown>")
-    return library, " <- ".join(chain[:8])
 
 
 # ---------------------------------------------------------------- allowed names: resolve once

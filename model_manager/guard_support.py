@@ -341,5 +341,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_SKIP_MODULES = frozenset({"socket", "_socket", "ssl", "selectors", "model_manager"})
+_PLUMBING = frozenset({"threading", "concurrent", "runpy", "importlib", "contextlib", "functools",
+                       "_pytest", "pytest", "pluggy", "xdist", "execnet", "unittest", "asyncio"})
+
+
+def calling_library(frame: Any) -> tuple[str, str]:
+    """The library behind a refused call (outermost known one, else first non-plumbing module) and the chain."""
+    chain: list[str] = []
+    outer_known: str | None = None
+    first_other: str | None = None
+    while frame is not None:
+        name = str(frame.f_globals.get("__name__", "?"))
+        top = name.partition(".")[0]
+        if top not in _SKIP_MODULES:
+            if not chain or chain[-1] != top:
+                chain.append(top)
+            if top in KNOWN_LIBRARIES:
+                outer_known = name
+            elif first_other is None and top not in _PLUMBING:
+                first_other = name
+        frame = frame.f_back  # type: ignore[assignment]
+    library = outer_known or first_other or (chain[0] if chain else "<unknown>")
+    return library, " <- ".join(chain[:8])
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
