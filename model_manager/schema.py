@@ -77,7 +77,9 @@ class TritonSpec(BaseModel):
     preprocess_preset: NonEmpty | None = None
 
     @model_validator(mode="after")
-    def _unique_tensor_names(self) -> TritonSpec:
+    def _port_and_tensor_names(self) -> TritonSpec:
+        if int(self.http_url.rsplit(":", 1)[1]) > 65535:
+            raise FieldError("http_url", f"port of {self.http_url!r} is above 65535")
         for side in ("inputs", "outputs"):
             names = [t.name for t in getattr(self, side)]
             if len(names) != len(set(names)):
