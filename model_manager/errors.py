@@ -22,6 +22,9 @@ ONNXRUNTIME_MISSING: Final = "onnxruntime_missing"
 PROVENANCE_INVALID: Final = "provenance_invalid"
 MODEL_SIGNATURE_MISMATCH: Final = "model_signature_mismatch"
 NETWORK_ACCESS_FORBIDDEN: Final = "network_access_forbidden"
+LINT_CONFIG_INVALID: Final = "lint_config_invalid"
+LICENSE_INVENTORY_INVALID: Final = "license_inventory_invalid"
+LINT_FIX_UNAVAILABLE: Final = "lint_fix_unavailable"
 
 #: code -> (when it is raised, what usually fixes it). docs/errors.md is built from this.
 CODES: Final[dict[str, tuple[str, str]]] = {
@@ -77,6 +80,18 @@ CODES: Final[dict[str, tuple[str, str]]] = {
     NETWORK_ACCESS_FORBIDDEN: (
         "Code tried to reach the network outside loopback and the mapped Triton endpoints.",
         "Prepare weights locally and load them by path; see docs/forbidden-calls.md.",
+    ),
+    LINT_CONFIG_INVALID: (
+        "The [tool.mm-lint] table of pyproject.toml has an unknown key or a value of the wrong type.",
+        "Fix the key the message names; see docs/mm-lint.md#configuration.",
+    ),
+    LICENSE_INVENTORY_INVALID: (
+        "The licence inventory cannot be read or has no table with model_name and licence columns.",
+        "Keep docs/MODEL_LICENSES.md a Markdown table: model_name | model_version | licence | source.",
+    ),
+    LINT_FIX_UNAVAILABLE: (
+        "mm-lint --fix or --diff was asked for but libcst is not installed.",
+        "Install libcst (the dev extra, or the mm-lint-fix pre-commit hook's dependencies).",
     ),
 }
 
@@ -161,6 +176,9 @@ OnnxRuntimeMissing = _subclass("OnnxRuntimeMissing", ONNXRUNTIME_MISSING)
 ProvenanceInvalid = _subclass("ProvenanceInvalid", PROVENANCE_INVALID)
 ModelSignatureMismatch = _subclass("ModelSignatureMismatch", MODEL_SIGNATURE_MISMATCH)
 NetworkAccessForbidden = _subclass("NetworkAccessForbidden", NETWORK_ACCESS_FORBIDDEN)
+LintConfigInvalid = _subclass("LintConfigInvalid", LINT_CONFIG_INVALID)
+LicenseInventoryInvalid = _subclass("LicenseInventoryInvalid", LICENSE_INVENTORY_INVALID)
+LintFixUnavailable = _subclass("LintFixUnavailable", LINT_FIX_UNAVAILABLE)
 
 #: code -> subclass; ``error_for(code, ...)`` builds the right one.
 BY_CODE: Final[dict[str, type[ModelManagerError]]] = {
@@ -169,7 +187,7 @@ BY_CODE: Final[dict[str, type[ModelManagerError]]] = {
         ModelMappingMissing, InvalidModelSpec, InvalidRunContext, ModelsRootMissing,
         ModelArtifactMissing, WeightsDigestMismatch, TritonUnavailable, TritonModelNotFound,
         TritonInferFailed, OnnxRuntimeMissing, ProvenanceInvalid, ModelSignatureMismatch,
-        NetworkAccessForbidden,
+        NetworkAccessForbidden, LintConfigInvalid, LicenseInventoryInvalid, LintFixUnavailable,
     )
 }
 

@@ -1,0 +1,3 @@
+from mm_lint.cli import main
+
+raise SystemExit(main())

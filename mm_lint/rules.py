@@ -1,0 +1,191 @@
+"""Rules generated from ``model_manager.policy.CATALOGUE``: one rule per catalogue entry.
+
+Codes, messages and fix hints come from the catalogue. What needs more than the
+catalogue's data (HTTP verbs on client objects, the argument carrying a URL,
+the examples each rule is tested with) lives here and in ``examples.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from model_manager import policy
+
+# Codes of the checker's own findings (not from the catalogue).
+SYNTAX_ERROR = "MM001"
+DECODE_ERROR = "MM002"
+INTERNAL_CODES = {
+    SYNTAX_ERROR: "file does not parse: every rule is blind to it",
+    DECODE_ERROR: "file is not valid text in its declared encoding",
+}
+
+# Methods of HTTP client objects that send a request, and where their URL sits.
+HTTP_VERBS: dict[str, int] = {
+    "get": 0, "post": 0, "put": 0, "patch": 0, "delete": 0, "head": 0, "options": 0,
+    "stream": 1, "request": 1, "urlopen": 1, "open": 0, "ws_connect": 0, "send": 0,
+    "request_encode_url": 1, "request_encode_body": 1, "connect": 0, "retrieve": 0,
+}
+URL_KWARGS = ("url", "fullurl", "host", "base_url")
+# Module-level functions of HTTP libraries whose first positional is the method, not the URL.
+METHOD_FIRST = ("requests.request", "httpx.request", "httpx.stream", "urllib3.request",
+                "aiohttp.request")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    library: str
+    names: tuple[str, ...]
+    why: str
+    fix: str
+    local_when: tuple[policy.LocalWhen, ...]
+    autofix: bool
+    category: str
+    modules: tuple[str, ...]
+    command_names: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return f"{self.library}: {self.names[0]}"
+
+    def message(self, called: str, detail: str = "") -> str:
+        extra = f" ({detail})" if detail else ""
+        return f"{self.code} `{called}`{extra}: {self.why} Fix: {self.fix}"
+
+    @property
+    def fix_kwarg(self) -> policy.LocalWhen | None:
+        """The keyword ``--fix`` may add, when the catalogue marks the rule autofixable."""
+        if not self.autofix or not self.local_when:
+            return None
+        lw = self.local_when[0]
+        if lw.value in (policy.PATH, policy.LOOPBACK_URL, policy.NOT_NONE_IS_DOWNLOAD):
+            return None
+        return lw
+
+
+def _pattern_regex(pattern: str) -> str:
+    parts = pattern.split(".")
+    out = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "*":
+            # A final ``*`` is one part (a builder of a module); an inner one is one or more
+            # parts, so ``transformers.*.from_pretrained`` also covers classes imported
+            # from submodules (``transformers.models.bert.BertModel``).
+            out.append(r"[^.]+" if last else r"[^.]+(?:\.[^.]+)*")
+        else:
+            out.append(re.escape(part).replace(r"\*", r"[^.]*"))
+    return r"\.".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    rule: Rule
+    via_instance: str | None  # HTTP verb called on an instance of a matched client class
+
+
+class Matcher:
+    """Qualified name -> rule, with a cache (the same few names recur everywhere)."""
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._exact: dict[str, Rule] = {}
+        globs = []
+        for rule in rules:
+            for name in rule.names:
+                if "*" in name:
+                    globs.append((re.compile(_pattern_regex(name) + r"\Z"), rule))
+                else:
+                    self._exact.setdefault(name, rule)
+        self._globs = tuple(globs)
+        self._cache: dict[str, Match | None] = {}
+        self.from_pretrained_rules = tuple(
+            (rule, name.split(".", 1)[0]) for rule in rules for name in rule.names
+            if name.endswith(".*.from_pretrained"))
+
+    def _direct(self, qualname: str) -> Rule | None:
+        rule = self._exact.get(qualname)
+        if rule is not None:
+            return rule
+        for rx, rule in self._globs:
+            if rx.match(qualname):
+                return rule
+        return None
+
+    def match(self, qualname: str) -> Match | None:
+        try:
+            return self._cache[qualname]
+        except KeyError:
+            pass
+        from mm_lint.names import canonical_forms
+
+        found: Match | None = None
+        for q in canonical_forms(qualname):
+            rule = self._direct(q)
+            if rule is not None:
+                found = Match(rule, None)
+                break
+            head, _, verb = q.rpartition(".")
+            if head and verb in HTTP_VERBS:
+                rule = self._direct(head)
+                if rule is not None and rule.category == policy.HTTP:
+                    found = Match(rule, verb)
+                    break
+        self._cache[qualname] = found
+        return found
+
+
+@lru_cache(maxsize=1)
+def all_rules() -> tuple[Rule, ...]:
+    return tuple(
+        Rule(e.code, e.library, tuple(e.names), e.why, e.fix, tuple(e.local_when), e.autofix,
+             getattr(e, "category", policy.DOWNLOAD), tuple(getattr(e, "modules", ()) or ()),
+             tuple(getattr(e, "command_names", ()) or ()))
+        for e in policy.CATALOGUE
+    )
+
+
+@lru_cache(maxsize=1)
+def matcher() -> Matcher:
+    return Matcher(all_rules())
+
+
+@lru_cache(maxsize=1)
+def trigger_words() -> frozenset[str]:
+    """Identifiers one of which a file must contain to be worth parsing."""
+    # A call can only resolve to a catalogue name through an import of its module, so the
+    # module names suffice; ``from_pretrained`` is added for receivers the checker cannot
+    # resolve (a variable holding a model class).
+    words: set[str] = {"from_pretrained"}
+    for rule in all_rules():
+        words.update(rule.modules)
+        words.update(name.split(".", 1)[0] for name in rule.names)
+    return frozenset(w for w in words if w.isidentifier())
+
+
+@lru_cache(maxsize=1)
+def name_prefixes() -> dict[str, tuple[str, ...]]:
+    """Every proper dotted prefix of a catalogue name -> the remainders below it.
+
+    ``torch`` -> ("hub.load", "load", ...): a file that binds ``torch`` can only reach
+    the catalogue through ``torch.hub.load`` and its siblings.
+    """
+    out: dict[str, set[str]] = {}
+    for rule in all_rules():
+        for name in rule.names:
+            parts = name.split(".")
+            for i in range(1, len(parts)):
+                head = ".".join(parts[:i])
+                if "*" in head:
+                    break
+                out.setdefault(head, set()).add(".".join(parts[i:]))
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+def catalogue_fingerprint() -> str:
+    """Changes whenever the catalogue does (part of the cache key)."""
+    import hashlib
+
+    return hashlib.sha256(repr(policy.CATALOGUE).encode()).hexdigest()[:16]
