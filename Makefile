@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	# Wheels for the offline pre-commit test (its hook envs install from here, inside a netns).
+	$(PY) -m pip download -q --only-binary=:all: -d $(VENV)/wheelhouse 'setuptools>=68' wheel \
+		'pydantic>=2.6,<3' 'PyYAML>=6.0' 'numpy>=1.24' 'libcst>=1.1'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -3,7 +3,8 @@
 Verifies the profile, builds a ModelManager (network guard on, every local
 artifact checked against its pinned digest), resolves every component and
 writes ``manifest.json`` plus one NPZ per component with its provenance, then
-audits the run folder and prints a short summary.
+audits the run folder, lints the example's code for downloads, checks its
+licence inventory and prints a short summary.
 """
 
 from __future__ import annotations
@@ -55,10 +56,22 @@ def main() -> int:
         print(f"    idempotency_key {mm.idempotency_key_for(component)}")
 
     print(f"\n== audit {os.path.relpath(run_dir, REPO)}")
-    status = cli.main(["audit", str(run_dir)])
+    audit = cli.main(["audit", str(run_dir)])
+
+    from mm_lint.cli import main as mm_lint
+
+    print("\n== mm-lint examples (no download may ship)")
+    lint = mm_lint([str(HERE)])
+    print("  no findings" if lint == 0 else f"  findings above (exit {lint})")
+    print("\n== mm-lint licenses --inventory docs/MODEL_LICENSES.md examples/profile.yaml")
+    licenses = mm_lint(["licenses", "--inventory", str(REPO / "docs" / "MODEL_LICENSES.md"), profile])
+    print("  every model has a licence row" if licenses == 0 else f"  findings above (exit {licenses})")
+
+    status = audit or lint or licenses
     print("\nsummary: " + ("OK" if status == 0 else "FAILED") +
           f": {len(mm.specs())} models pinned and verified, manifest + {len(mm.components)} NPZ outputs "
-          f"audited, written to {os.path.relpath(run_dir, REPO)}")
+          f"audited (exit {audit}), example code linted (exit {lint}), licence inventory checked "
+          f"(exit {licenses}); written to {os.path.relpath(run_dir, REPO)}")
     return status
 
 

@@ -18,6 +18,7 @@ def test_demo_runs_and_audits(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "summary: OK" in result.stdout
+    assert "example code linted (exit 0), licence inventory checked (exit 0)" in result.stdout
     run_dir = REPO / result.stdout.rsplit("written to ", 1)[1].strip()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert set(manifest["run"]["model_signatures"]) == {"core_clip", "core_optical_flow", "core_audio", "core_text"}
