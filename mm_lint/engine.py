@@ -217,7 +217,7 @@ def check_tree(tree: ast.Module, data: bytes, allowed_hosts: frozenset[str] = fr
             scope.add_class(cls_node)
         for node in out.binds:
             scope.add_binding(node)
-    return [f for f in (_check_call(scope, call, cls, allowed_hosts) for call, cls in out.calls) if f]
+    return [f for call, cls in out.calls for f in _check_call(scope, call, cls, allowed_hosts)]
 
 
 def _receiver_qualname(scope: Scope, func: ast.Attribute, cls: str | None) -> str | None:
@@ -242,37 +242,37 @@ def _receiver_qualname(scope: Scope, func: ast.Attribute, cls: str | None) -> st
 
 
 def _check_call(scope: Scope, call: ast.Call, cls: str | None, allowed: frozenset[str]
-                ) -> tuple[int, int, str, bool] | None:
+                ) -> list[tuple[int, int, str, bool]]:
     func = call.func
     m = rules.matcher()
+    matches: tuple[rules.Match, ...]
     if isinstance(func, ast.Attribute) and func.attr == "from_pretrained":
         q = _receiver_qualname(scope, func, cls)
         if q == "":
-            return None
+            return []
         if q is None:
             # A receiver the checker cannot resolve (a variable holding a class): attribute it
             # to the first from_pretrained library this file imports, or let it go.
             lib = next(((r, top) for r, top in m.from_pretrained_rules if top in scope.imported_tops), None)
             if lib is None:
-                return None
+                return []
             q = f"{lib[1]}.<unresolved>.from_pretrained"
-            match = rules.Match(lib[0], None)
+            matches = (rules.Match(lib[0], None),)
         else:
-            match = m.match(q)  # type: ignore[assignment]
+            matches = m.match_all(q)
     else:
         if isinstance(func, ast.Name) and func.id not in scope.imports and func.id in scope.instances:
-            return None  # calling an object (``model(x)``) is not calling its constructor
+            return []  # calling an object (``model(x)``) is not calling its constructor
         q = scope.qualname(func)
         if q is None or q.startswith(LOCAL) or q.startswith("."):
-            return None
-        match = m.match(q)  # type: ignore[assignment]
-    if match is None:
-        return None
-    detail = checks.verdict(match, scope, call, q, allowed)
-    if detail is None:
-        return None
-    fixable = _fixable(match.rule, call)
-    return call.lineno, call.col_offset, match.rule.message(q, detail), fixable
+            return []
+        matches = m.match_all(q)
+    out = []
+    for match in matches:
+        detail = checks.verdict(match, scope, call, q, allowed)
+        if detail is not None:
+            out.append((call.lineno, call.col_offset, match.rule.message(q, detail), _fixable(match.rule, call)))
+    return out
 
 
 def _fixable(rule: rules.Rule, call: ast.Call) -> bool:

@@ -42,7 +42,8 @@ EXAMPLES: dict[str, Examples] = {
         ('from huggingface_hub import hf_hub_download\nhf_hub_download("org/m", "w.bin", local_files_only=True)',),
         ('from huggingface_hub import hf_hub_download as dl\ndl("org/m", "w.bin")',
          'import huggingface_hub\nhuggingface_hub.hf_hub_download(repo_id="org/m", filename="w.bin", '
-         'revision="0123456789abcdef0123456789abcdef01234567")'),
+         'revision="0123456789abcdef0123456789abcdef01234567")',
+         'from transformers.utils import cached_file\ncached_file("org/m", "config.json")'),
     ),
     "MM104": (
         ('from huggingface_hub import snapshot_download\nsnapshot_download("org/m", local_files_only=True)',),
@@ -50,7 +51,9 @@ EXAMPLES: dict[str, Examples] = {
     ),
     "MM105": (
         ('from huggingface_hub import HfFolder\nHfFolder.get_token()',),
-        ('from huggingface_hub import HfApi\napi = HfApi()', 'import huggingface_hub as hh\nhh.InferenceClient()'),
+        ('from huggingface_hub import HfApi\napi = HfApi()', 'import huggingface_hub as hh\nhh.InferenceClient()',
+         'from huggingface_hub import list_repo_files\nlist_repo_files("org/m")',
+         'import huggingface_hub\nhuggingface_hub.HfFileSystem().ls("org/m")'),
     ),
     "MM106": (
         ('from datasets import load_dataset\nload_dataset("/data/squad")',
@@ -67,6 +70,12 @@ EXAMPLES: dict[str, Examples] = {
         ('from diffusers import DiffusionPipeline\nDiffusionPipeline.from_pretrained("/models/sd")',
          'import diffusers\ndiffusers.UNet2DModel.from_pretrained("org/unet", local_files_only=True)'),
         ('from diffusers import StableDiffusionPipeline as P\nP.from_pretrained("runwayml/stable-diffusion-v1-5")',),
+    ),
+    "MM108": (
+        ('from peft import PeftModel\nPeftModel.from_pretrained(base, "/models/adapter")',
+         'from peft import PeftModel\nPeftModel.from_pretrained(base, "org/lora", local_files_only=True)'),
+        ('from peft import PeftModel\nPeftModel.from_pretrained(base, "org/lora")',
+         'import peft\npeft.AutoPeftModelForCausalLM.from_pretrained("org/lora")'),
     ),
     "MM201": (
         ('import torch\ntorch.hub.get_dir()',),
@@ -101,13 +110,28 @@ EXAMPLES: dict[str, Examples] = {
          'from torchvision.models import resnet18\nresnet18(weights=None)'),
         ('import torchvision\ntorchvision.models.resnet50(weights="IMAGENET1K_V2")',
          'from torchvision import models\nmodels.vit_b_16(weights=models.ViT_B_16_Weights.DEFAULT)',
-         'from torchvision.models import get_model\nget_model("resnet50", weights="DEFAULT")'),
+         'from torchvision.models import get_model\nget_model("resnet50", weights="DEFAULT")',
+         'from torchvision.models.optical_flow import raft_small\nraft_small(weights="DEFAULT")',
+         'import torchvision\ntorchvision.models.resnet.resnet50(weights="DEFAULT")'),
+    ),
+    "MM310": (
+        ('from torchvision.models.detection import fasterrcnn_resnet50_fpn\n'
+         'fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)',),
+        ('from torchvision.models.detection import fasterrcnn_resnet50_fpn\nfasterrcnn_resnet50_fpn(weights=None)',
+         'import torchvision\ntorchvision.models.segmentation.deeplabv3_resnet50(weights=None, '
+         'weights_backbone="IMAGENET1K_V1")'),
+    ),
+    "MM311": (
+        ('from torchvision.models import ResNet50_Weights\nResNet50_Weights.DEFAULT.transforms()',),
+        ('from torchvision.models import ResNet50_Weights\nResNet50_Weights.DEFAULT.get_state_dict(progress=True)',
+         'import torchvision\ntorchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.get_state_dict()'),
     ),
     "MM303": (
         ('import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", pretrained="/models/clip.pt")',
          'import open_clip\nopen_clip.create_model("ViT-B-32")'),
         ('import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", pretrained="laion2b_s34b_b79k")',
-         'from open_clip import create_model\ncreate_model("ViT-B-32", pretrained="openai")'),
+         'from open_clip import create_model\ncreate_model("ViT-B-32", pretrained="openai")',
+         'import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", "openai")'),
     ),
     "MM304": (
         ('import clip\nclip.load("/models/clip/ViT-B-32.pt")',),
@@ -139,7 +163,13 @@ EXAMPLES: dict[str, Examples] = {
     "MM309": (
         ('import tensorflow_hub as hub\nhub.load("/models/use")',),
         ('import tensorflow_hub as hub\nhub.load("https://tfhub.dev/google/universal-sentence-encoder/4")',
-         'import tensorflow_hub as hub\nhub.KerasLayer("https://www.kaggle.com/models/google/x")'),
+         'import tensorflow_hub as hub\nhub.KerasLayer("https://www.kaggle.com/models/google/x")',
+         'import tensorflow_hub as hub\nhub.resolve("https://tfhub.dev/google/x/1")'),
+    ),
+    "MM312": (
+        ('import keras\nkeras.utils.load_img("/data/frame.png")',),
+        ('import keras\nkeras.utils.get_file("w.h5", "https://example.com/w.h5")',
+         'from tensorflow.keras.utils import get_file\nget_file(origin="https://example.com/x")'),
     ),
     "MM401": (
         ('import requests\nrequests.get("http://localhost:8000/v2/health/ready")',

@@ -100,38 +100,45 @@ class Matcher:
                 else:
                     self._exact.setdefault(name, rule)
         self._globs = tuple(globs)
-        self._cache: dict[str, Match | None] = {}
+        self._cache: dict[str, tuple[Match, ...]] = {}
         self.from_pretrained_rules = tuple(
             (rule, name.split(".", 1)[0]) for rule in rules for name in rule.names
             if name.endswith(".*.from_pretrained"))
 
-    def _direct(self, qualname: str) -> Rule | None:
-        rule = self._exact.get(qualname)
-        if rule is not None:
-            return rule
+    def _direct(self, qualname: str) -> list[Rule]:
+        """Every rule naming ``qualname``: one call may break two (torchvision ``weights`` and
+        ``weights_backbone`` are separate rules, and both must hold for the call to be local)."""
+        found: list[Rule] = []
+        exact = self._exact.get(qualname)
+        if exact is not None:
+            found.append(exact)
         for rx, rule in self._globs:
-            if rx.match(qualname):
-                return rule
-        return None
+            if rule not in found and rx.match(qualname):
+                found.append(rule)
+        return found
 
     def match(self, qualname: str) -> Match | None:
+        matches = self.match_all(qualname)
+        return matches[0] if matches else None
+
+    def match_all(self, qualname: str) -> tuple[Match, ...]:
         try:
             return self._cache[qualname]
         except KeyError:
             pass
         from mm_lint.names import canonical_forms
 
-        found: Match | None = None
+        found: tuple[Match, ...] = ()
         for q in canonical_forms(qualname):
-            rule = self._direct(q)
-            if rule is not None:
-                found = Match(rule, None)
+            direct = self._direct(q)
+            if direct:
+                found = tuple(Match(rule, None) for rule in direct)
                 break
             head, _, verb = q.rpartition(".")
             if head and verb in HTTP_VERBS:
-                rule = self._direct(head)
-                if rule is not None and rule.category == policy.HTTP:
-                    found = Match(rule, verb)
+                http = [rule for rule in self._direct(head) if rule.category == policy.HTTP]
+                if http:
+                    found = tuple(Match(rule, verb) for rule in http)
                     break
         self._cache[qualname] = found
         return found

@@ -5,9 +5,11 @@ Pure data, standard library only. The runtime guard (``guard.py``), the linter
 so the three never drift apart.
 
 Name patterns in ``ForbiddenCall.names`` are dotted, fully qualified import
-paths. A ``*`` stands for exactly one dotted part: ``transformers.*.from_pretrained``
-is ``from_pretrained`` on any class importable from ``transformers``;
-``torchvision.models.*`` is any model builder of that module.
+paths. A ``*`` at the end stands for exactly one dotted part
+(``torchvision.models.*`` is any builder of that module); a ``*`` anywhere else
+stands for one or more parts (``transformers.*.from_pretrained`` is
+``from_pretrained`` on any class importable from ``transformers`` or from any
+of its submodules, ``torchvision.models.*.*`` any builder of a submodule).
 """
 
 from __future__ import annotations
@@ -124,10 +126,11 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
     ),
     ForbiddenCall(
         "MM103", "huggingface_hub",
-        ("huggingface_hub.hf_hub_download", "huggingface_hub.file_download.hf_hub_download"),
+        ("huggingface_hub.hf_hub_download", "huggingface_hub.file_download.hf_hub_download",
+         "transformers.utils.cached_file", "transformers.utils.hub.cached_file"),
         "Fetches one file from the hub (and retries with backoff on connection errors).",
         "Prepare the file before the run and open it by path, or pass local_files_only=True.",
-        (_LOCAL_FILES_ONLY,), autofix=True, modules=("huggingface_hub",), guard=_HF,
+        (_LOCAL_FILES_ONLY,), autofix=True, modules=("huggingface_hub", "transformers"), guard=_HF,
     ),
     ForbiddenCall(
         "MM104", "huggingface_hub",
@@ -138,7 +141,10 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
     ),
     ForbiddenCall(
         "MM105", "huggingface_hub",
-        ("huggingface_hub.HfApi", "huggingface_hub.InferenceClient", "huggingface_hub.hf_hub_url"),
+        ("huggingface_hub.HfApi", "huggingface_hub.InferenceClient", "huggingface_hub.hf_hub_url",
+         "huggingface_hub.HfFileSystem", "huggingface_hub.list_repo_files", "huggingface_hub.model_info",
+         "huggingface_hub.dataset_info", "huggingface_hub.get_hf_file_metadata",
+         "huggingface_hub.file_exists", "huggingface_hub.repo_exists"),
         "Hub API clients exist only to talk to huggingface.co or a remote inference endpoint.",
         "Do not call the hub at run time; read prepared files by path.",
         modules=("huggingface_hub",), guard=_HF,
@@ -156,6 +162,13 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
         "Load from the prepared folder by path, or pass local_files_only=True.",
         (_LOCAL_FILES_ONLY, LocalWhen("pretrained_model_name_or_path", PATH, 0, "a local folder")),
         autofix=True, modules=("diffusers",), guard=_HF,
+    ),
+    ForbiddenCall(
+        "MM108", "peft", ("peft.*.from_pretrained",),
+        "An adapter hub id downloads the adapter weights (and the base model's config) from the hub.",
+        "Load the prepared adapter folder by path, or pass local_files_only=True.",
+        (_LOCAL_FILES_ONLY, LocalWhen("model_id", PATH, 1, "a local adapter folder")),
+        autofix=True, modules=("peft",), guard=_HF,
     ),
     # --- torch ------------------------------------------------------------------------------
     ForbiddenCall(
@@ -196,7 +209,7 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
         modules=("timm",), guard=_HF,
     ),
     ForbiddenCall(
-        "MM302", "torchvision", ("torchvision.models.*", "torchvision.models.get_model"),
+        "MM302", "torchvision", ("torchvision.models.*", "torchvision.models.*.*", "torchvision.models.get_model"),
         "weights= anything but None downloads the weights enum's URL.",
         "weights=None (the default), then load the prepared state dict.",
         (LocalWhen("weights", None, None, "`weights=None` (the default)", absent_is_local=True),),
@@ -208,8 +221,8 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
          "open_clip.create_model_from_pretrained"),
         "pretrained= a tag (e.g. 'openai', 'laion2b_s34b_b79k') downloads from the hub.",
         "pretrained= a local checkpoint path, or leave it None and load the state dict.",
-        (LocalWhen("pretrained", PATH, None, "`pretrained=` a local file"),
-         LocalWhen("pretrained", None, None, "`pretrained=None` (the default)", absent_is_local=True)),
+        (LocalWhen("pretrained", PATH, 1, "`pretrained=` a local file"),
+         LocalWhen("pretrained", None, 1, "`pretrained=None` (the default)", absent_is_local=True)),
         modules=("open_clip",), guard=_HF,
     ),
     ForbiddenCall(
@@ -251,11 +264,33 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
         modules=("keras", "tensorflow"), guard=_SOCKET,
     ),
     ForbiddenCall(
-        "MM309", "tensorflow-hub", ("tensorflow_hub.load", "tensorflow_hub.KerasLayer"),
+        "MM309", "tensorflow-hub", ("tensorflow_hub.load", "tensorflow_hub.KerasLayer", "tensorflow_hub.resolve"),
         "A tfhub.dev / Kaggle handle downloads the model.",
         "Pass the path of the prepared SavedModel folder.",
         (LocalWhen("handle", PATH, 0, "a local SavedModel folder"),),
         modules=("tensorflow_hub",), guard=_SOCKET,
+    ),
+    ForbiddenCall(
+        "MM310", "torchvision",
+        ("torchvision.models.detection.*", "torchvision.models.segmentation.*",
+         "torchvision.models.video.*", "torchvision.models.quantization.*"),
+        "weights_backbone= defaults to ImageNet weights for detection and segmentation builders, "
+        "so even weights=None downloads the backbone.",
+        "Pass weights_backbone=None as well as weights=None, then load the prepared state dict.",
+        (LocalWhen("weights_backbone", None, None, "`weights_backbone=None`"),),
+        modules=("torchvision",), guard=_SOCKET,
+    ),
+    ForbiddenCall(
+        "MM311", "torchvision", ("torchvision.models.*.get_state_dict",),
+        "A weights enum's get_state_dict() downloads its checkpoint URL.",
+        "Prepare the state dict before the run; torch.load(path, weights_only=True).",
+        modules=("torchvision",), guard=_SOCKET,
+    ),
+    ForbiddenCall(
+        "MM312", "keras", ("keras.utils.get_file", "tensorflow.keras.utils.get_file"),
+        "Downloads any URL into the Keras cache.",
+        "Prepare the file before the run and open it by path.",
+        modules=("keras", "tensorflow"), guard=_SOCKET,
     ),
     # --- raw HTTP -----------------------------------------------------------------------------
     ForbiddenCall(
