@@ -100,16 +100,15 @@ def profile_models(path: Path) -> list[tuple[str, str, int]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidModelSpec(f"{path}: cannot read the profile: {exc}",
                                 hint="Pass the path of a YAML or JSON model profile.") from exc
-    try:
-        if path.suffix == ".json":
+    if path.suffix == ".json":
+        try:
             data = json.loads(text)
-        else:
-            import yaml
+        except ValueError as exc:
+            raise InvalidModelSpec(f"{path}: not valid JSON: {exc}", hint="Fix the profile's syntax.") from exc
+    else:
+        from model_manager.yaml_safe import parse_yaml  # the runtime's reader: no duplicate keys, no tags
 
-            data = yaml.safe_load(text)
-    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
-        raise InvalidModelSpec(f"{path}: not valid YAML/JSON: {exc}",
-                                hint="Fix the profile's syntax.") from exc
+        data = parse_yaml(text, source=str(path))
     if isinstance(data, dict) and "resolved_model_mapping" in data:
         data = data["resolved_model_mapping"]
     components = data.get("components") if isinstance(data, dict) else None
@@ -118,6 +117,7 @@ def profile_models(path: Path) -> list[tuple[str, str, int]]:
                                 hint="A profile maps components -> roles -> model entries (MAPPING.md).")
     out = []
     lines = text.splitlines()
+    seen: dict[str, int] = {}  # the k-th entry naming a model sits on its k-th `model_name:` line
     for comp, roles in components.items():
         if not isinstance(roles, dict):
             raise InvalidModelSpec(f"{path}: component {comp!r} is not a mapping of roles",
@@ -129,8 +129,9 @@ def profile_models(path: Path) -> list[tuple[str, str, int]]:
                 raise InvalidModelSpec(f"{path}: entry lacks model_name or model_version",
                                         component=str(comp), role=str(role), field="model_name",
                                         hint="Every entry pins model_name and model_version.")
-            line = next((n for n, t in enumerate(lines, 1) if re.search(
-                rf"model_name\W+{re.escape(name)}\b", t)), 1)
+            seen[name] = seen.get(name, 0) + 1
+            hits = [n for n, t in enumerate(lines, 1) if re.search(rf"model_name\W+{re.escape(name)}\b", t)]
+            line = hits[seen[name] - 1] if len(hits) >= seen[name] else (hits[0] if hits else 1)
             out.append((name, str(version), line))
     return out
 

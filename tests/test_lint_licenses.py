@@ -69,7 +69,7 @@ def test_findings(files: tuple[Path, Path]) -> None:
         ("MODEL_LICENSES.md", 13, "MM902"),   # enc-c: empty licence
         ("MODEL_LICENSES.md", 14, "MM903"),   # enc-d: no source
         ("profile.yaml", 18, "MM901"),        # enc-e: no row
-        ("profile.yaml", 5, "MM901"),         # enc-a 2.0: version not in the row
+        ("profile.yaml", 21, "MM901"),        # enc-a 2.0: version not in the row (its own line)
         ("MODEL_LICENSES.md", 15, "MM902"),   # unused row with an empty licence
     ])
 
@@ -113,3 +113,18 @@ def test_unreadable_inventory_and_profile_are_coded_errors(files: tuple[Path, Pa
     assert exc.value.code == "invalid_model_spec" and exc.value.component == "c"
     assert main(["licenses", "--inventory", str(notable), str(prof)]) == 2
     assert "license_inventory_invalid" in capsys.readouterr().err
+
+
+def test_profiles_are_read_strictly(files: tuple[Path, Path], tmp_path: Path) -> None:
+    inv, _ = files
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("components:\n  c:\n    r:\n      model_name: enc-a\n      model_name: enc-z\n"
+                   "      model_version: '1.0'\n")
+    with pytest.raises(ModelManagerError) as exc:
+        licenses.check(inv, [dup])
+    assert exc.value.code == "invalid_model_spec" and "duplicate key 'model_name'" in str(exc.value)
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("components: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ModelManagerError) as exc:
+        licenses.check(inv, [tagged])
+    assert exc.value.code == "invalid_model_spec"
