@@ -195,15 +195,15 @@ def _pin_address(sock: socket.socket, address: Any) -> Any:
 
 
 def _connect(self: socket.socket, address: Any) -> None:
-    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST and address[1] not in _DNS_PORTS:
-        return _next_connect(self, address)  # fast path: loopback
+    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST:
+        return _next_connect(self, address)  # fast path: loopback (the audit hook refuses DNS ports)
     _check_address(address, "connect", "python")
     return _next["connect"](self, _pin_address(self, address))
 
 
 def _connect_ex(self: socket.socket, address: Any) -> int:
-    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST and address[1] not in _DNS_PORTS:
-        return _next_connect_ex(self, address)  # fast path: loopback
+    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST:
+        return _next_connect_ex(self, address)  # fast path: loopback (the audit hook refuses DNS ports)
     _check_address(address, "connect_ex", "python")
     return _next["connect_ex"](self, _pin_address(self, address))
 
@@ -309,10 +309,15 @@ _AUDIT: dict[str, Any] = {
 }
 
 
-def _audit_hook(event: str, args: tuple[Any, ...], _get: Any = _AUDIT.get) -> None:
+def _audit_hook(event: str, args: tuple[Any, ...], _get: Any = _AUDIT.get, _connect: Any = _audit_connect,
+                _fast: frozenset[str] = _LOOPBACK_FAST, _dns: frozenset[int] = _DNS_PORTS) -> None:
     if _on:  # the fast path: one global read and one dict probe for every audited event
         handler = _get(event)
         if handler is not None:
+            if handler is _connect:  # the hot one, inlined: loopback connects cost no extra call
+                address = args[1]
+                if address.__class__ is tuple and address[0] in _fast and address[1] not in _dns:
+                    return
             handler(args)
 
 
