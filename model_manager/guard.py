@@ -195,15 +195,15 @@ def _pin_address(sock: socket.socket, address: Any) -> Any:
 
 
 def _connect(self: socket.socket, address: Any) -> None:
-    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST:
-        return _next_connect(self, address)  # fast path: loopback (the audit hook refuses DNS ports)
+    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST and address[1] not in _DNS_PORTS:
+        return _next_connect(self, address)  # fast path: loopback
     _check_address(address, "connect", "python")
     return _next["connect"](self, _pin_address(self, address))
 
 
 def _connect_ex(self: socket.socket, address: Any) -> int:
-    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST:
-        return _next_connect_ex(self, address)  # fast path: loopback (the audit hook refuses DNS ports)
+    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST and address[1] not in _DNS_PORTS:
+        return _next_connect_ex(self, address)  # fast path: loopback
     _check_address(address, "connect_ex", "python")
     return _next["connect_ex"](self, _pin_address(self, address))
 
