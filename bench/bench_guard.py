@@ -26,8 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1000
-ROUNDS = 12
-CHILDREN = 4  # per configuration
+ROUNDS = 20
+CHILDREN = 8  # per configuration: process-to-process variance is the main noise
 
 
 def _connect_batch(port: int, server: socket.socket | None) -> float:
