@@ -1,4 +1,5 @@
-"""Findings per file, keyed by (mtime_ns, size): unchanged files are not read again.
+"""Findings per file, keyed by its stat (mtime_ns, size, ctime_ns, inode): unchanged files are not
+read again, and an edit that keeps size and mtime still changes ctime.
 
 The whole cache is one JSON file, dropped when the linter version, the catalogue or
 the configuration changes (the key says which findings are still valid).
@@ -14,7 +15,7 @@ from mm_lint import __version__
 from mm_lint.engine import Finding
 
 _FILE = "mm-lint-cache.json"
-Entry = tuple[int, int, list[list[object]]]
+Entry = tuple[str, list[list[object]]]
 
 
 def _code_fingerprint() -> str:
@@ -34,6 +35,10 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _stamp(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ctime_ns}:{st.st_ino}"
+
+
 class Cache:
     def __init__(self, directory: Path | None, key: str) -> None:
         self.path = directory / _FILE if directory is not None else None
@@ -51,13 +56,13 @@ class Cache:
 
     def get(self, path: str, st: os.stat_result) -> list[Finding] | None:
         entry = self.entries.get(path)
-        if entry is None or entry[0] != st.st_mtime_ns or entry[1] != st.st_size:
+        if entry is None or entry[0] != _stamp(st):
             return None
-        return [Finding(path, *row) for row in entry[2]]  # type: ignore[arg-type]
+        return [Finding(path, *row) for row in entry[1]]  # type: ignore[arg-type]
 
     def put(self, path: str, st: os.stat_result, findings: list[Finding]) -> None:
         rows = [[f.line, f.col, f.code, f.message, f.fixable] for f in findings]
-        self.entries[path] = (st.st_mtime_ns, st.st_size, rows)  # type: ignore[assignment]
+        self.entries[path] = (_stamp(st), rows)  # type: ignore[assignment]
         self.dirty = True
 
     def save(self) -> None:

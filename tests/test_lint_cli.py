@@ -182,3 +182,17 @@ def test_worker_processes_give_the_same_findings(proj: Path) -> None:
     assert serial == parallel and len(serial) == 16
     assert (s1["jobs"], s2["jobs"]) == (1, 2)
     assert resolve_jobs("auto", PARALLEL_MIN_FILES - 1) == 1
+
+
+def test_cache_sees_an_edit_that_keeps_size_and_mtime(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = proj / "pkg" / "good.py"
+    run(capsys, "pkg", "--statistics")
+    before = os.stat(target)
+    text = target.read_text()
+    edited = text.replace("weights_only=True", "weights_only=None")
+    assert edited != text and len(edited) == len(text)
+    target.write_text(edited)  # same size
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime: only ctime tells
+    rc, out, err = run(capsys, "pkg", "--statistics")
+    assert "cached=1" in err and "parsed=1" in err
+    assert "good.py" in out
