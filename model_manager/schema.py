@@ -143,9 +143,13 @@ class ModelEntry(BaseModel):
         if self.artifacts is None or getattr(self.artifacts, needed) is None:
             raise FieldError(f"artifacts.{needed}",
                              f"runtime 'inprocess' with engine {self.engine!r} needs artifacts.{needed}")
+        other = next(f for f in WEIGHTS_FIELD.values() if f != needed)
+        if getattr(self.artifacts, other) is not None:
+            raise FieldError(f"artifacts.{other}", f"engine {self.engine!r} loads artifacts.{needed}; "
+                             f"artifacts.{other} would be neither loaded nor pinned")
         if self.weights_digest == UNKNOWN_DIGEST:
-            raise FieldError("weights_digest", f"weights_digest 'unknown' is refused: artifacts.{needed} is a local file; "
-                             "pin its sha256 (`model-manager digest PATH`)")
+            raise FieldError("weights_digest", f"weights_digest 'unknown' is refused: artifacts.{needed} is a "
+                             "local file; pin its sha256 (`model-manager digest PATH`)")
         return self
 
 

@@ -65,6 +65,8 @@ CASES: list[tuple[str, Mutator, str, str | None]] = [
     ("inprocess without artifacts", _drop("artifacts"), "invalid_model_spec", "artifacts.onnx_path"),
     ("torch without weights_path", _set("engine", "torch"), "invalid_model_spec", None),
     ("tensorrt in process", _set("engine", "tensorrt"), "invalid_model_spec", "engine"),
+    ("onnx entry naming torch weights", lambda m: _flow(m)["artifacts"].__setitem__("weights_path", "w.pt"),
+     "invalid_model_spec", "artifacts.weights_path"),
     ("triton url with scheme", lambda m: _image(m)["triton"].__setitem__("http_url", "http://localhost:8000"),
      "invalid_model_spec", "triton.http_url"),
     ("triton url without port", lambda m: _image(m)["triton"].__setitem__("http_url", "localhost"),
