@@ -28,7 +28,7 @@ from model_manager.guard_support import port_or_none as _port
 from model_manager.guard_support import text as _text
 
 __all__ = ["BlockedAttempt", "activate", "activate_from_env", "allowed", "allowing", "blocked_attempts",
-           "check_endpoint", "check_grpc_target", "check_resolve", "clear_blocked_attempts",
+           "check_endpoint", "check_grpc_target", "check_resolve", "clear_blocked_attempts", "find_refusal",
            "deactivate", "integrity_problems", "is_active", "parse_allow", "refusal_count", "set_context",
            "suspended"]
 
@@ -378,6 +378,20 @@ def blocked_attempts() -> tuple[BlockedAttempt, ...]:
     """Every refusal so far in this process, including ones a library caught and swallowed."""
     with _lock:
         return tuple(_blocked)
+
+
+def find_refusal(exc: BaseException | None) -> NetworkAccessForbidden | None:
+    """The guard's refusal behind ``exc``: itself, or in its cause/context chain or exception group."""
+    todo, seen = [exc], set()
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, NetworkAccessForbidden):
+            return current
+        seen.add(id(current))
+        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
+    return None
 
 
 def refusal_count() -> int:

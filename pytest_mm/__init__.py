@@ -90,19 +90,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         stack.enter_context(guard.suspended())
 
 
-def _forbidden(exc: BaseException | None) -> NetworkAccessForbidden | None:
-    todo, seen = [exc], set()
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        if isinstance(current, NetworkAccessForbidden):
-            return current
-        seen.add(id(current))
-        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
-    return None
-
-
 def _new_count(item: pytest.Item) -> int:
     return guard.refusal_count() - item.stash.get(_START, guard.refusal_count())
 
@@ -123,7 +110,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if _START not in item.stash:
         return report
     if call.when != "teardown":
-        if call.excinfo is not None and _forbidden(call.excinfo.value) is not None:
+        if call.excinfo is not None and guard.find_refusal(call.excinfo.value) is not None:
             acknowledge_refusals(item)  # the refusal already failed this test visibly
         return report
     unguarded = item.get_closest_marker("mm_allow_network") is not None

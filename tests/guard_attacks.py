@@ -43,20 +43,6 @@ def case(fn: Callable[[], Any]) -> Callable[[], Any]:
     return fn
 
 
-def _forbidden(exc: BaseException | None) -> NetworkAccessForbidden | None:
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        if isinstance(current, NetworkAccessForbidden):
-            return current
-        seen.add(id(current))
-        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
-    return None
-
-
 def _dns_recorder(event: str, args: tuple[Any, ...]) -> None:
     # Installed after the guard's hook: it sees only what the guard let through to C.
     if event in ("socket.getaddrinfo", "socket.gethostbyname") and args[0] not in (None, "", b""):
@@ -495,7 +481,7 @@ def run() -> dict[str, Any]:
             outcome["value"] = fn()
             outcome["outcome"] = "allowed"
         except BaseException as exc:  # noqa: BLE001
-            refused = _forbidden(exc)
+            refused = guard.find_refusal(exc)
             outcome["outcome"] = "refused" if refused is not None else "error"
             outcome["error"] = f"{type(exc).__name__}: {exc}"[:600]
             if refused is not None:
