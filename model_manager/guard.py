@@ -19,9 +19,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
+from model_manager import guard_audit as _audit
 from model_manager import guard_support as _support
 from model_manager.errors import NetworkAccessForbidden
-from model_manager.guard_support import BlockedAttempt, parse_allow
+from model_manager.guard_support import BlockedAttempt, find_refusal, parse_allow
 from model_manager.guard_support import ip_or_none as _ip
 from model_manager.guard_support import is_loopback as _is_loopback
 from model_manager.guard_support import port_or_none as _port
@@ -260,53 +261,8 @@ def _remove_python_layer() -> None:
 
 
 # ---------------------------------------------------------------- the audit hook
-def _audit_connect(args: tuple[Any, ...]) -> None:
-    address = args[1]
-    if address.__class__ is not tuple or address[0] not in _LOOPBACK_FAST or address[1] in _DNS_PORTS:
-        _check_address(address, "connect", "audit")
-
-
-def _audit_send(args: tuple[Any, ...]) -> None:
-    if args[1] is not None:
-        _check_address(args[1], "sendto", "audit")
-
-
-def _audit_getaddrinfo(args: tuple[Any, ...]) -> None:
-    host = args[0]
-    if host is None or host in _LOOPBACK_FAST or getattr(_tls, "resolving", False):
-        return
-    check_resolve(host, args[1], "getaddrinfo", "audit")
-    p = _port(args[1])
-    if p is not None and (_text(host).lower().rstrip("."), p) in _allowed_names:
-        _pinned(_text(host), p)  # gevent resolves by itself: pin the addresses it will connect to
-
-
-def _audit_byname(args: tuple[Any, ...]) -> None:
-    if not getattr(_tls, "resolving", False):
-        check_resolve(args[0], None, "gethostbyname", "audit")
-
-
-def _audit_byaddr(args: tuple[Any, ...]) -> None:
-    if not _is_loopback(_text(args[0])) and _text(args[0]) != "localhost":
-        _refuse("gethostbyaddr (reverse DNS)", _text(args[0]), None, "audit")
-
-
-def _audit_process(args: tuple[Any, ...], event: str) -> None:
-    program = _support.download_program(event, args)
-    if program is not None:
-        _refuse(f"starting download program {program!r} ({event})", program, None, "subprocess")
-
-
-_AUDIT: dict[str, Any] = {
-    "socket.connect": _audit_connect,
-    "socket.sendto": _audit_send,
-    "socket.sendmsg": _audit_send,
-    "socket.getaddrinfo": _audit_getaddrinfo,
-    "socket.gethostbyname": _audit_byname,
-    "socket.gethostbyaddr": _audit_byaddr,
-    "socket.getnameinfo": lambda a: _audit_byaddr((a[0][0],)) if isinstance(a[0], tuple) else None,
-    **{e: (lambda a, e=e: _audit_process(a, e)) for e in _support.PROCESS_EVENTS},
-}
+_AUDIT: dict[str, Any] = _audit.handlers(sys.modules[__name__])
+_audit_connect = _AUDIT["socket.connect"]
 
 
 def _audit_hook(event: str, args: tuple[Any, ...], _get: Any = _AUDIT.get, _connect: Any = _audit_connect,
@@ -378,20 +334,6 @@ def blocked_attempts() -> tuple[BlockedAttempt, ...]:
     """Every refusal so far in this process, including ones a library caught and swallowed."""
     with _lock:
         return tuple(_blocked)
-
-
-def find_refusal(exc: BaseException | None) -> NetworkAccessForbidden | None:
-    """The guard's refusal behind ``exc``: itself, or in its cause/context chain or exception group."""
-    todo, seen = [exc], set()
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        if isinstance(current, NetworkAccessForbidden):
-            return current
-        seen.add(id(current))
-        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
-    return None
 
 
 def refusal_count() -> int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from model_manager.errors import INVALID_MODEL_SPEC, ModelManagerError
+from model_manager.errors import INVALID_MODEL_SPEC, ModelManagerError, NetworkAccessForbidden
 from model_manager.policy import (
     CATALOGUE, DOWNLOAD_PROGRAMS, GIT_NETWORK_SUBCOMMANDS, OFFLINE_ENV, OFFLINE_MODULE_FLAGS,
 )
@@ -339,6 +339,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(install_startup_hook(args.site_dir))
     return 0
+
+
+def find_refusal(exc: BaseException | None) -> NetworkAccessForbidden | None:
+    """The guard's refusal behind ``exc``: itself, or in its cause/context chain or exception group."""
+    todo, seen = [exc], set()
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, NetworkAccessForbidden):
+            return current
+        seen.add(id(current))
+        todo += [current.__cause__, current.__context__, *getattr(current, "exceptions", ())]
+    return None
 
 
 _SKIP_MODULES = frozenset({"socket", "_socket", "ssl", "selectors", "model_manager"})
