@@ -89,8 +89,6 @@ def _local_when_holds(scope: Scope, call: ast.Call, lw: policy.LocalWhen, allowe
     if lw.value == policy.LOOPBACK_URL:
         return url_verdict(scope, arg, allowed) is None
     known, value = scope.literal(arg)
-    if lw.value == policy.NOT_NONE_IS_DOWNLOAD:
-        return known and value is None
     return known and type(value) is type(lw.value) and value == lw.value
 
 
@@ -230,7 +228,7 @@ def verdict(match: Match, scope: Scope, call: ast.Call, qualname: str,
         return None
     if rule.category == policy.HTTP:
         return check_http(match, scope, call, qualname, allowed)
-    if rule.category == getattr(policy, "SUBPROCESS", "subprocess"):
+    if rule.category == policy.SUBPROCESS:
         return check_subprocess(rule, scope, call)
     if match.via_instance is not None:
         return None

@@ -251,7 +251,7 @@ def _rules(argv: list[str]) -> int:
 
     as_json = "--format=json" in argv or argv[-2:] == ["--format", "json"]
     items = [{"code": r.code, "library": r.library, "names": list(r.names), "why": r.why, "fix": r.fix,
-              "autofix": r.fix_kwarg is not None, "category": r.category} for r in rules.all_rules()]
+              "autofix": rules.fix_kwarg(r) is not None, "category": r.category} for r in rules.all_rules()]
     if as_json:
         print(json.dumps(items, indent=2))
     else:

@@ -271,12 +271,12 @@ def _check_call(scope: Scope, call: ast.Call, cls: str | None, allowed: frozense
     for match in matches:
         detail = checks.verdict(match, scope, call, q, allowed)
         if detail is not None:
-            out.append((call.lineno, call.col_offset, match.rule.message(q, detail), _fixable(match.rule, call)))
+            out.append((call.lineno, call.col_offset, rules.message(match.rule, q, detail), _fixable(match.rule, call)))
     return out
 
 
 def _fixable(rule: rules.Rule, call: ast.Call) -> bool:
-    lw = rule.fix_kwarg
+    lw = rules.fix_kwarg(rule)
     if lw is None:
         return False
     # Safe only when adding the keyword cannot collide: no **kwargs and not already passed.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from mm_lint import rules
 from mm_lint.engine import Finding, rule_for
 
 
@@ -22,7 +23,7 @@ def _targets(source: bytes, findings: Iterable[Finding]) -> dict[tuple[int, int]
         if not f.fixable:
             continue
         rule = rule_for(f.code)
-        lw = rule.fix_kwarg if rule is not None else None
+        lw = rules.fix_kwarg(rule) if rule is not None else None
         if lw is None or f.line > len(lines):
             continue
         col = len(lines[f.line - 1][: f.col - 1].decode("utf-8", "replace"))  # ast counts bytes

@@ -36,7 +36,7 @@ def sarif(findings: Sequence[Finding]) -> dict[str, object]:
         {"id": code, "name": code, "shortDescription": {"text": text}}
         for code, text in rules.INTERNAL_CODES.items()
     ] + [
-        {"id": r.code, "name": r.title, "shortDescription": {"text": r.why},
+        {"id": r.code, "name": rules.title(r), "shortDescription": {"text": r.why},
          "help": {"text": r.fix}, "properties": {"library": r.library, "category": r.category}}
         for r in rules.all_rules()
     ]

@@ -33,36 +33,27 @@ METHOD_FIRST = ("requests.request", "httpx.request", "httpx.stream", "urllib3.re
                 "aiohttp.request")
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    code: str
-    library: str
-    names: tuple[str, ...]
-    why: str
-    fix: str
-    local_when: tuple[policy.LocalWhen, ...]
-    autofix: bool
-    category: str
-    modules: tuple[str, ...]
-    command_names: tuple[str, ...]
+#: A rule is its catalogue entry: codes, names, why and fix are never copied out of policy.py.
+Rule = policy.ForbiddenCall
 
-    @property
-    def title(self) -> str:
-        return f"{self.library}: {self.names[0]}"
 
-    def message(self, called: str, detail: str = "") -> str:
-        extra = f" ({detail})" if detail else ""
-        return f"{self.code} `{called}`{extra}: {self.why} Fix: {self.fix}"
+def message(rule: Rule, called: str, detail: str = "") -> str:
+    extra = f" ({detail})" if detail else ""
+    return f"{rule.code} `{called}`{extra}: {rule.why} Fix: {rule.fix}"
 
-    @property
-    def fix_kwarg(self) -> policy.LocalWhen | None:
-        """The keyword ``--fix`` may add, when the catalogue marks the rule autofixable."""
-        if not self.autofix or not self.local_when:
-            return None
-        lw = self.local_when[0]
-        if lw.value in (policy.PATH, policy.LOOPBACK_URL, policy.NOT_NONE_IS_DOWNLOAD):
-            return None
-        return lw
+
+def title(rule: Rule) -> str:
+    return f"{rule.library}: {rule.names[0]}"
+
+
+def fix_kwarg(rule: Rule) -> policy.LocalWhen | None:
+    """The keyword ``--fix`` may add, when the catalogue marks the rule autofixable."""
+    if not rule.autofix or not rule.local_when:
+        return None
+    lw = rule.local_when[0]
+    if lw.value in (policy.PATH, policy.LOOPBACK_URL):
+        return None
+    return lw
 
 
 def _pattern_regex(pattern: str) -> str:
@@ -144,14 +135,8 @@ class Matcher:
         return found
 
 
-@lru_cache(maxsize=1)
 def all_rules() -> tuple[Rule, ...]:
-    return tuple(
-        Rule(e.code, e.library, tuple(e.names), e.why, e.fix, tuple(e.local_when), e.autofix,
-             getattr(e, "category", policy.DOWNLOAD), tuple(getattr(e, "modules", ()) or ()),
-             tuple(getattr(e, "command_names", ()) or ()))
-        for e in policy.CATALOGUE
-    )
+    return policy.CATALOGUE
 
 
 @lru_cache(maxsize=1)

@@ -40,7 +40,6 @@ class LocalWhen:
 
 PATH: Final = "<local path>"  # sentinel value for LocalWhen.value
 LOOPBACK_URL: Final = "<loopback or mapped Triton URL>"  # sentinel value for LocalWhen.value
-NOT_NONE_IS_DOWNLOAD: Final = "<anything but None>"  # torchvision-style weights=
 
 #: ForbiddenCall.category values
 DOWNLOAD: Final = "download"          # fetches model weights or data from a hub
