@@ -31,21 +31,9 @@ DATA = ROOT / "bench" / ".data"
 FETCH = ROOT.parent / "shared" / "bench" / "fetch_corpus.sh"
 PY = sys.executable
 
+# The floor: read and ast.parse each file. argv: LISTING JOBS [nogc]; JOBS > 1 parses in a pool.
 FLOOR = """
 import ast, gc, sys
-if sys.argv[2:] == ["nogc"]:
-    gc.disable()
-files = open(sys.argv[1]).read().split("\\n")
-for f in files:
-    with open(f, "rb") as fh:
-        data = fh.read()
-    try:
-        ast.parse(data, f)
-    except (SyntaxError, ValueError):
-        pass
-"""
-FLOOR_POOL = """
-import ast, sys
 from multiprocessing import Pool
 def parse(f):
     with open(f, "rb") as fh:
@@ -55,9 +43,15 @@ def parse(f):
     except (SyntaxError, ValueError):
         pass
 if __name__ == "__main__":
+    if sys.argv[3:] == ["nogc"]:
+        gc.disable()
     files = open(sys.argv[1]).read().split("\\n")
-    with Pool(int(sys.argv[2])) as pool:
-        pool.map(parse, files, chunksize=16)
+    if sys.argv[2] == "1":
+        for f in files:
+            parse(f)
+    else:
+        with Pool(int(sys.argv[2])) as pool:
+            pool.map(parse, files, chunksize=16)
 """
 FLAKE8_WITHOUT_MM = """
 import sys
@@ -156,7 +150,7 @@ def main() -> int:
     listing = DATA / "parsed-files.txt"
     listing.write_text("\n".join(parsed))
     mm = [PY, "-m", "mm_lint", "--config", str(cfg), str(SRC), "--format", "json", "--statistics"]
-    floor_cmd = [PY, "-c", FLOOR, str(listing)]
+    floor_cmd = [PY, "-c", FLOOR, str(listing), "1"]
     figures: list[tuple[str, str, bool, str]] = []
 
     # 1. cold mm-lint (default jobs, and one process) vs bare ast.parse over the files it parsed
@@ -199,8 +193,8 @@ def main() -> int:
         print("ruff not installed (pip install ruff): warm ratio skipped")
 
     # 3. parallelism, measured rather than assumed
-    one = min(timed([PY, "-c", FLOOR_POOL, str(listing), "1"])[0] for _ in range(2))
-    two = min(timed([PY, "-c", FLOOR_POOL, str(listing), "2"])[0] for _ in range(2))
+    one = min(timed([PY, "-c", FLOOR, str(listing), "1"])[0] for _ in range(2))
+    two = min(timed([PY, "-c", FLOOR, str(listing), "2"])[0] for _ in range(2))
     print(f"ast.parse with 1 process: {one:.2f} s, with 2: {two:.2f} s (speed-up {one / two:.2f}x); "
           f"mm-lint --jobs auto uses {cold_res.stderr.split('jobs=')[-1].split()[0]} here")
 
