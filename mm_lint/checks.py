@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ast
-import ipaddress
 import shlex
 from urllib.parse import urlsplit
 
 from model_manager import policy
+from model_manager.guard_support import is_loopback
 from mm_lint.names import Scope
 from mm_lint.rules import HTTP_VERBS, METHOD_FIRST, URL_KWARGS, Match, Rule
 
@@ -39,13 +39,9 @@ def argument(call: ast.Call, kwarg: str | None, positional: int | None) -> objec
 
 
 def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """Loopback as the runtime guard judges it (IPv4-mapped too), or an allowed host."""
     host = host.strip("[]").lower()
-    if host in _LOOPBACK_NAMES or host in allowed:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host in _LOOPBACK_NAMES or host in allowed or is_loopback(host)
 
 
 def url_verdict(scope: Scope, expr: ast.expr, allowed: frozenset[str]) -> str | None:

@@ -255,7 +255,8 @@ _busy = threading.local()
 
 
 def _after_import(name: str) -> None:
-    _apply_flags(name) if _saved_env else None
+    if _saved_env:  # switches are on: a library imported now gets its offline flags too
+        _apply_flags(name)
     for callback in _callback:
         callback(name)
 
