@@ -339,7 +339,7 @@ def _parse_failure(data: bytes, path: str, exc: SyntaxError) -> Finding:
 
 
 def rule_for(code: str) -> rules.Rule | None:
-    return next((r for r in rules.all_rules() if r.code == code), None)
+    return policy.by_code().get(code)
 
 
 __all__ = ["Finding", "check_bytes", "check_tree", "might_match", "suppressed", "rule_for", "policy"]

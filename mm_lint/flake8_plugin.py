@@ -32,11 +32,14 @@ class Plugin:
     @classmethod
     def parse_options(cls, options: Any) -> None:
         hosts = {h.strip().lower() for h in (options.mm_allowed_hosts or []) if h.strip()}
-        try:
-            from mm_lint import config
+        from mm_lint import config
+        from model_manager.errors import ModelManagerError
 
+        try:
             hosts |= config.load().allowed_hosts
-        except Exception:  # a broken pyproject is mm-lint's error to report, not flake8's
+        except ModelManagerError:
+            # A broken [tool.mm-lint] is mm-lint's error to report; flake8 then allows only
+            # loopback and --mm-allowed-hosts, which can add findings but never hide one.
             pass
         cls.allowed_hosts = frozenset(hosts)
 
