@@ -46,22 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _resolve(args: argparse.Namespace) -> int:
     from .loader import load_profile
-    from .resolve import open_cache, resolve_mapping
+    from .resolve import open_cache, resolve_mapping, roles_of, spec_of
 
     specs = resolve_mapping(load_profile(args.profile), open_cache())
-    if args.component:
-        from .errors import ModelMappingMissing
-
-        roles = specs.get(args.component)
-        if roles is None:
-            raise ModelMappingMissing(f"component {args.component!r} is not in {args.profile}",
-                                      component=args.component, hint=f"known: {sorted(specs)}")
-        if args.role:
-            if args.role not in roles:
-                raise ModelMappingMissing(f"role {args.role!r} is not in {args.profile}", component=args.component,
-                                          role=args.role, hint=f"roles: {sorted(roles)}")
-            roles = {args.role: roles[args.role]}
-        specs = {args.component: roles}
+    if args.role:
+        specs = {args.component: {args.role: spec_of(specs, args.component, args.role, args.profile)}}
+    elif args.component:
+        specs = {args.component: roles_of(specs, args.component, args.profile)}
     out = [spec.model_dump(mode="json") for roles in specs.values() for spec in roles.values()]
     print(json.dumps(out[0] if args.role else out, indent=2, sort_keys=True))
     return EXIT_OK
@@ -89,16 +80,11 @@ def _digest(args: argparse.Namespace) -> int:
 
 def _signature(args: argparse.Namespace) -> int:
     from .loader import load_profile
-    from .resolve import open_cache, resolve_mapping
+    from .resolve import open_cache, resolve_mapping, roles_of
     from .signature import model_signature, models_used
 
     specs = resolve_mapping(load_profile(args.profile), open_cache())
-    if args.component not in specs:
-        from .errors import ModelMappingMissing
-
-        raise ModelMappingMissing(f"component {args.component!r} is not in {args.profile}",
-                                  component=args.component, hint=f"known: {sorted(specs)}")
-    print(model_signature(models_used(specs[args.component].values())))
+    print(model_signature(models_used(roles_of(specs, args.component, args.profile).values())))
     return EXIT_OK
 
 

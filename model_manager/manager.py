@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ModelMappingMissing
 from .loader import ModelMapping, load_mapping, parse_run_context
-from .resolve import Specs, open_cache, resolve_mapping, triton_endpoints
+from .resolve import Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
 from .schema import ResolvedModelSpec, RunContext
 from .signature import idempotency_key, model_signature, models_used
 
@@ -43,23 +43,10 @@ class ModelManager:
         return list(self._roles_of(component))
 
     def _roles_of(self, component: str) -> dict[str, ResolvedModelSpec]:
-        try:
-            return self._specs[component]
-        except KeyError:
-            raise ModelMappingMissing(
-                f"component {component!r} is not in the mapping ({self.mapping.source})",
-                component=component, hint=f"known components: {sorted(self._specs)}",
-            ) from None
+        return roles_of(self._specs, component, self.mapping.source)
 
     def resolve(self, *, component: str, role: str) -> ResolvedModelSpec:
-        roles = self._roles_of(component)
-        try:
-            return roles[role]
-        except KeyError:
-            raise ModelMappingMissing(
-                f"role {role!r} is not in the mapping ({self.mapping.source})",
-                component=component, role=role, hint=f"roles of {component!r}: {sorted(roles)}",
-            ) from None
+        return spec_of(self._specs, component, role, self.mapping.source)
 
     def specs(self) -> list[ResolvedModelSpec]:
         return [spec for roles in self._specs.values() for spec in roles.values()]

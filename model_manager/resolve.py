@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .digest import weights_digest
 from .digest_cache import DigestCache, default_cache_dir
-from .errors import ModelArtifactMissing, ModelManagerError, WeightsDigestMismatch
+from .errors import ModelArtifactMissing, ModelManagerError, ModelMappingMissing, WeightsDigestMismatch
 from .loader import ModelMapping
 from .paths import models_root, resolve_artifact
 from .schema import WEIGHTS_FIELD, ModelEntry, ResolvedModelSpec, spec_from_entry
@@ -88,6 +88,24 @@ def unverified_specs(mapping: ModelMapping) -> Specs:
         component: {role: spec_from_entry(component, role, entry) for role, entry in roles.items()}
         for component, roles in mapping.components.items()
     }
+
+
+def roles_of(specs: Specs, component: str, source: str) -> dict[str, ResolvedModelSpec]:
+    """A component's specs by role; ``model_mapping_missing`` naming the known ones otherwise."""
+    try:
+        return specs[component]
+    except KeyError:
+        raise ModelMappingMissing(f"component {component!r} is not in the mapping ({source})",
+                                  component=component, hint=f"known components: {sorted(specs)}") from None
+
+
+def spec_of(specs: Specs, component: str, role: str, source: str) -> ResolvedModelSpec:
+    roles = roles_of(specs, component, source)
+    try:
+        return roles[role]
+    except KeyError:
+        raise ModelMappingMissing(f"role {role!r} is not in the mapping ({source})", component=component,
+                                  role=role, hint=f"roles of {component!r}: {sorted(roles)}") from None
 
 
 def triton_endpoints(mapping: ModelMapping) -> list[str]:
