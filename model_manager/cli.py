@@ -48,7 +48,7 @@ def _resolve(args: argparse.Namespace) -> int:
     from .loader import load_profile
     from .resolve import open_cache, resolve_mapping, roles_of, spec_of
 
-    specs = resolve_mapping(load_profile(args.profile), open_cache())
+    specs = resolve_mapping(load_profile(args.profile), open_cache()).specs
     if args.role:
         specs = {args.component: {args.role: spec_of(specs, args.component, args.role, args.profile)}}
     elif args.component:
@@ -83,7 +83,7 @@ def _signature(args: argparse.Namespace) -> int:
     from .resolve import open_cache, resolve_mapping, roles_of
     from .signature import model_signature, models_used
 
-    specs = resolve_mapping(load_profile(args.profile), open_cache())
+    specs = resolve_mapping(load_profile(args.profile), open_cache()).specs
     print(model_signature(models_used(roles_of(specs, args.component, args.profile).values())))
     return EXIT_OK
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ModelMappingMissing
 from .loader import ModelMapping, load_mapping, parse_run_context
-from .resolve import Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
+from .resolve import Paths, Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
 from .schema import ResolvedModelSpec, RunContext
 from .signature import idempotency_key, model_signature, models_used
 
@@ -31,7 +31,9 @@ class ModelManager:
         self.run_context: RunContext = parse_run_context(run_context)
         self.mapping: ModelMapping = load_mapping(resolved_model_mapping, profile_path)
         _activate_guard(triton_endpoints(self.mapping))
-        self._specs: Specs = resolve_mapping(self.mapping, open_cache())
+        resolution = resolve_mapping(self.mapping, open_cache())
+        self._specs: Specs = resolution.specs
+        self._paths: Paths = resolution.paths
         self._signatures: dict[str, str] = {}
 
     # --- resolution -------------------------------------------------------
@@ -80,16 +82,13 @@ class ModelManager:
         }
 
     def artifact_path(self, spec: ResolvedModelSpec, field: str) -> str:
-        """The absolute path of one of ``spec``'s artifacts, as verified at construction."""
-        from .paths import models_root, resolve_artifact
-
-        rel = spec.artifacts.paths().get(field) if spec.artifacts else None
-        if rel is None:
+        """The real path of one of ``spec``'s artifacts, exactly as checked (and hashed) at construction."""
+        path = self._paths.get((spec.component_name, spec.role, field))
+        if path is None:
             raise ModelMappingMissing(f"the spec has no artifacts.{field}", component=spec.component_name,
                                       role=spec.role, field=f"artifacts.{field}",
                                       hint="name the artifact in the mapping")
-        return resolve_artifact(models_root(spec.component_name, spec.role), rel,
-                                component=spec.component_name, role=spec.role, field=f"artifacts.{field}")
+        return path
 
 
 def _entry_as_resolved(spec: ResolvedModelSpec) -> dict[str, Any]:

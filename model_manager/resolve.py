@@ -6,6 +6,8 @@ from its pinned digest stops the run here, before any model is loaded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .digest import weights_digest
 from .digest_cache import DigestCache, default_cache_dir
 from .errors import ModelArtifactMissing, ModelManagerError, ModelMappingMissing, WeightsDigestMismatch
@@ -14,6 +16,14 @@ from .paths import models_root, resolve_artifact
 from .schema import WEIGHTS_FIELD, ModelEntry, ResolvedModelSpec, spec_from_entry
 
 Specs = dict[str, dict[str, ResolvedModelSpec]]
+#: (component, role, artifact field) -> the real path that was checked (and hashed, for weights)
+Paths = dict[tuple[str, str, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    specs: Specs
+    paths: Paths
 
 
 class _Root:
@@ -28,7 +38,10 @@ class _Root:
         return self._value
 
 
-def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache: DigestCache) -> ResolvedModelSpec:
+def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache: DigestCache,
+                paths: Paths) -> ResolvedModelSpec:
+    """The entry's spec, after every artifact is found (its real path recorded in ``paths``) and
+    the weights match their pinned digest."""
     spec = spec_from_entry(component, role, entry)
     if entry.artifacts is None:
         return spec
@@ -36,6 +49,7 @@ def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache
     for field, rel in entry.artifacts.paths().items():
         where = {"component": component, "role": role, "field": f"artifacts.{field}"}
         real = resolve_artifact(root.get(component, role), rel, **where)  # type: ignore[arg-type]
+        paths[(component, role, field)] = real
         if field != weights_field:
             continue
         try:
@@ -56,14 +70,15 @@ def open_cache(cache_dir: str | None = None) -> DigestCache:
     return DigestCache(cache_dir if cache_dir is not None else default_cache_dir())
 
 
-def resolve_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> Specs:
+def resolve_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> Resolution:
     """Every entry resolved and verified; the first problem raises."""
     cache = cache or open_cache()
-    root = _Root()
-    return {
-        component: {role: check_entry(component, role, entry, root, cache) for role, entry in roles.items()}
+    root, paths = _Root(), {}
+    specs = {
+        component: {role: check_entry(component, role, entry, root, cache, paths) for role, entry in roles.items()}
         for component, roles in mapping.components.items()
     }
+    return Resolution(specs, paths)
 
 
 def verify_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> list[ModelManagerError]:
@@ -74,7 +89,7 @@ def verify_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> l
     for component, roles in mapping.components.items():
         for role, entry in roles.items():
             try:
-                check_entry(component, role, entry, root, cache)
+                check_entry(component, role, entry, root, cache, {})
             except ModelManagerError as exc:
                 problems.append(exc)
                 if exc.code == "models_root_missing":

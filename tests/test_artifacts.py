@@ -151,3 +151,14 @@ def test_models_root_not_needed_for_triton_only(mapping: dict[str, Any], run_con
     monkeypatch.delenv("MM_MODELS_ROOT", raising=False)
     del mapping["components"]["core_optical_flow"]
     assert ModelManager(run_context, mapping).components == ["core_clip"]
+
+
+def test_artifact_path_is_the_verified_one(models_root: Path, tmp_path: Path, mapping: dict[str, Any],
+                                           run_context: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    mm = ModelManager(run_context, mapping)
+    spec = mm.resolve(component="core_optical_flow", role="flow")
+    monkeypatch.setenv("MM_MODELS_ROOT", str(tmp_path / "elsewhere"))  # moved after the check
+    assert mm.artifact_path(spec, "onnx_path") == os.path.realpath(models_root / "optical_flow" / "raft_small.onnx")
+    with pytest.raises(ModelManagerError) as info:
+        mm.artifact_path(spec, "tokenizer_path")
+    assert info.value.code == "model_mapping_missing" and info.value.field == "artifacts.tokenizer_path"
