@@ -66,8 +66,9 @@ def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache
     return spec
 
 
-def open_cache(cache_dir: str | None = None) -> DigestCache:
-    return DigestCache(cache_dir if cache_dir is not None else default_cache_dir())
+def open_cache() -> DigestCache:
+    """The digest cache at ``$MM_CACHE_DIR``, else the user's cache directory."""
+    return DigestCache(default_cache_dir())
 
 
 def resolve_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> Resolution:
