@@ -2,31 +2,43 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip --disable-pip-version-check --no-input -q
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test lint bench docs clean
 
-$(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	# Wheels for the offline pre-commit test (its hook envs install from here, inside a netns).
-	$(PY) -m pip download -q --only-binary=:all: -d $(VENV)/wheelhouse 'setuptools>=68' wheel \
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The demo needs only the runtime's own dependencies.
+$(DEMO_STAMP): pyproject.toml Makefile | $(PY)
+	$(PIP) install -e .
+	touch $@
+
+# The tests need the dev extra, and wheels for the offline pre-commit test (its hook
+# environments install from this wheelhouse, inside a network namespace).
+$(TEST_STAMP): pyproject.toml Makefile | $(PY)
+	$(PIP) install -e '.[dev]'
+	$(PIP) download --only-binary=:all: -d $(VENV)/wheelhouse 'setuptools>=77' wheel \
 		'pydantic>=2.6,<3' 'PyYAML>=6.0' 'numpy>=1.24' 'libcst>=1.1'
-	touch $(STAMP)
+	touch $@ $(DEMO_STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+lint: $(TEST_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) bench/run_all.py
 
-docs: $(STAMP)
-	$(PY) -m model_manager.docs_gen
-	$(PY) -m model_manager.errors_doc
+docs: $(TEST_STAMP)
+	$(PY) docs/generate.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

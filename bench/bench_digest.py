@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import interleaved, median_per_call, verdict  # noqa: E402
+from _util import interleaved, median_per_call, verdict
 
-from model_manager.digest import file_hex, sha256_hex_of_file  # noqa: E402
-from model_manager.digest_cache import RACY_WINDOW_NS, DigestCache  # noqa: E402
+from model_manager.artifacts.cache import RACY_WINDOW_NS, DigestCache
+from model_manager.artifacts.digest import file_hex, sha256_hex_of_file
 
 SIZE = 1 << 30
 DATA = Path(__file__).resolve().parent / ".data" / "big.bin"
@@ -54,7 +54,8 @@ def main() -> int:
         print(f"digest 1 GiB  {name:<20} {best[name]:.3f} s  {rate:.2f} GB/s")
     vs_loop = gbps["model_manager"] / gbps["hashlib 1 MiB loop"]
     vs_sum = gbps["model_manager"] / gbps["sha256sum"]
-    print(f"RATIO throughput model_manager / hashlib loop = {vs_loop:.3f}x  (target >= 0.95x) {verdict(vs_loop >= 0.95)}")
+    print(f"RATIO throughput model_manager / hashlib loop = {vs_loop:.3f}x  (target >= 0.95x) "
+          f"{verdict(vs_loop >= 0.95)}")
     print(f"RATIO throughput model_manager / sha256sum    = {vs_sum:.2f}x  (target > 1x)     {verdict(vs_sum > 1)}")
 
     age = time.time_ns() - max(DATA.stat().st_mtime_ns, DATA.stat().st_ctime_ns)

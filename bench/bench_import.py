@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import interleaved, verdict  # noqa: E402
+from _util import interleaved, verdict
 
 HEAVY = ["numpy", "onnxruntime", "tritonclient", "gevent"]
 

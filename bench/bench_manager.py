@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _util import interleaved, verdict  # noqa: E402
+from _util import interleaved, verdict
 
-from model_manager import digest_cache  # noqa: E402
-from model_manager.loader import parse_mapping  # noqa: E402
-from model_manager.manager import ModelManager  # noqa: E402
+from model_manager.artifacts import cache as digest_cache
+from model_manager.manager import ModelManager
+from model_manager.mapping.loader import parse_mapping
 
 CONTEXT = {"platform_id": "p", "video_id": "v", "run_id": "r", "config_hash": "c",
            "sampling_policy_version": "s", "dataprocessor_version": "d"}
@@ -41,7 +41,8 @@ def build_mapping(root: Path, components: int) -> dict:
         (root / f"m{i}.onnx").write_bytes(data)
         out["components"][f"c{i:03d}"] = {"main": {
             "runtime": "inprocess", "engine": "onnx", "precision": "fp32", "device_policy": "cpu",
-            "model_name": f"m{i}", "model_version": "1.0", "weights_digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "model_name": f"m{i}", "model_version": "1.0",
+            "weights_digest": "sha256:" + hashlib.sha256(data).hexdigest(),
             "artifacts": {"onnx_path": f"m{i}.onnx"}}}
     return out
 

@@ -20,8 +20,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE / "models"
 sys.path.insert(0, str(HERE.parent))
 
-from model_manager.digest import weights_digest  # noqa: E402
-from model_manager.digest_cache import DigestCache  # noqa: E402
+from model_manager.artifacts.cache import DigestCache  # noqa: E402
+from model_manager.artifacts.digest import weights_digest  # noqa: E402
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:

@@ -6,6 +6,14 @@ libcst (only for ``--fix``/``--diff``) load on first use.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # one version for the project: the installed package's metadata
+        from model_manager.version import version
+
+        return version()
+    raise AttributeError(f"module 'mm_lint' has no attribute {name!r}")

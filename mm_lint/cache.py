@@ -11,8 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from mm_lint import __version__
 from mm_lint.engine import Finding
+from model_manager.version import version
 
 _FILE = "mm-lint-cache.json"
 Entry = tuple[str, list[list[object]]]
@@ -42,7 +42,7 @@ def _stamp(st: os.stat_result) -> str:
 class Cache:
     def __init__(self, directory: Path | None, key: str) -> None:
         self.path = directory / _FILE if directory is not None else None
-        self.key = f"{__version__}:{_code_fingerprint()}:{key}"
+        self.key = f"{version()}:{_code_fingerprint()}:{key}"
         self.entries: dict[str, Entry] = {}
         self.dirty = False
         if self.path is not None:
@@ -62,7 +62,7 @@ class Cache:
 
     def put(self, path: str, st: os.stat_result, findings: list[Finding]) -> None:
         rows = [[f.line, f.col, f.code, f.message, f.fixable] for f in findings]
-        self.entries[path] = (_stamp(st), rows)  # type: ignore[assignment]
+        self.entries[path] = (_stamp(st), rows)
         self.dirty = True
 
     def save(self) -> None:

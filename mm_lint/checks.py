@@ -6,10 +6,10 @@ import ast
 import shlex
 from urllib.parse import urlsplit
 
-from model_manager import policy
-from model_manager.guard_support import is_loopback
 from mm_lint.names import Scope
 from mm_lint.rules import HTTP_VERBS, METHOD_FIRST, URL_KWARGS, Match, Rule
+from model_manager import policy
+from model_manager.guard.support import is_loopback
 
 _ABSENT = object()
 _UNKNOWN = object()  # the argument may be hidden in *args / **kwargs
@@ -164,11 +164,10 @@ def check_subprocess(rule: Rule, scope: Scope, call: ast.Call) -> str | None:
     commands = _argv_words(scope, call)
     if not commands:
         return None
-    for words in commands:
+    for command in commands:
+        words = command[1:] if command[0].rsplit("/", 1)[-1] in ("env", "sudo", "exec", "nohup") and \
+            len(command) > 1 else command
         prog = words[0].rsplit("/", 1)[-1]
-        if prog in ("env", "sudo", "exec", "nohup") and len(words) > 1:
-            words = words[1:]
-            prog = words[0].rsplit("/", 1)[-1]
         if prog == "git":
             sub = next((w for w in words[1:] if w and not w.startswith("-")), "")
             if sub in policy.GIT_NETWORK_SUBCOMMANDS:

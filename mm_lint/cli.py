@@ -12,10 +12,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from model_manager.errors import ModelManagerError
-from mm_lint import __version__, config as config_mod, engine
+from mm_lint import config as config_mod
+from mm_lint import engine
 from mm_lint.engine import Finding
 from mm_lint.formats import FORMATS, render
+from model_manager.errors import ModelManagerError
+from model_manager.version import version
 
 
 def _display(path: str) -> str:
@@ -174,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore", help="comma-separated code prefixes not to report")
     p.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings")
     p.add_argument("--statistics", action="store_true", help="print file counts to stderr")
-    p.add_argument("--version", action="version", version=f"mm-lint {__version__}")
+    p.add_argument("--version", action="version", version=f"mm-lint {version()}")
     return p
 
 

@@ -53,9 +53,9 @@ class Config:
             return False
         rel = rel.replace(os.sep, "/")
         for pat, codes in self.per_file_ignores:
-            if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(os.path.basename(rel), pat):
-                if any(code.startswith(c) for c in codes):
-                    return False
+            matches = fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(os.path.basename(rel), pat)
+            if matches and any(code.startswith(c) for c in codes):
+                return False
         return True
 
 

@@ -14,9 +14,9 @@ from bisect import bisect_left
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from model_manager import policy
 from mm_lint import checks, rules
 from mm_lint.names import LOCAL, Scope
+from model_manager import policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +41,6 @@ def prefilter() -> re.Pattern[bytes]:
 def might_match(data: bytes) -> bool:
     """Cheap byte-level test: a file without any catalogue word cannot break a rule."""
     return prefilter().search(data) is not None
-
-
-def _lines_of(regex: re.Pattern[bytes], data: bytes) -> set[int]:
-    out: set[int] = set()
-    line, last = 1, 0
-    for m in regex.finditer(data):
-        start = m.start()
-        line += data.count(b"\n", last, start)
-        last = start
-        out.add(line)
-    return out
 
 
 class _Collected:
@@ -87,7 +76,7 @@ def _walk(node: ast.AST, lines: list[int], out: _Collected, cls: str | None) -> 
         if type(value) is list:
             children = value
         elif isinstance(value, AST):
-            children = (value,)
+            children = [value]
         else:
             continue
         for child in children:
@@ -236,7 +225,7 @@ def _receiver_qualname(scope: Scope, func: ast.Attribute, cls: str | None) -> st
     q = scope.qualname(value)
     if q is None:
         return None
-    if q.startswith(LOCAL + ".") or q.startswith("."):
+    if q.startswith((LOCAL + ".", ".")):
         return ""
     return f"{q}.{func.attr}"
 
@@ -264,7 +253,7 @@ def _check_call(scope: Scope, call: ast.Call, cls: str | None, allowed: frozense
         if isinstance(func, ast.Name) and func.id not in scope.imports and func.id in scope.instances:
             return []  # calling an object (``model(x)``) is not calling its constructor
         q = scope.qualname(func)
-        if q is None or q.startswith(LOCAL) or q.startswith("."):
+        if q is None or q.startswith((LOCAL, ".")):
             return []
         matches = m.match_all(q)
     out = []

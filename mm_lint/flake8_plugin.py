@@ -10,12 +10,12 @@ import ast
 from collections.abc import Iterator
 from typing import Any
 
-from mm_lint import __version__
+from model_manager.version import version as package_version
 
 
 class Plugin:
     name = "mm-lint"
-    version = __version__
+    version = package_version()
     allowed_hosts: frozenset[str] = frozenset()
 
     def __init__(self, tree: ast.AST, lines: list[str]) -> None:

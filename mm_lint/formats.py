@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from mm_lint import __version__
 from mm_lint.engine import Finding
+from model_manager.version import version
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -58,7 +58,7 @@ def sarif(findings: Sequence[Finding]) -> dict[str, object]:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "mm-lint", "version": __version__, "rules": descriptors}},
+            "tool": {"driver": {"name": "mm-lint", "version": version(), "rules": descriptors}},
             "results": results,
         }],
     }

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_manager.errors import LICENSE_INVENTORY_INVALID, InvalidModelSpec, LicenseInventoryInvalid
 from mm_lint.engine import Finding
+from model_manager.errors import LICENSE_INVENTORY_INVALID, InvalidModelSpec, LicenseInventoryInvalid
 
 INVENTORY_INVALID = LICENSE_INVENTORY_INVALID
 
@@ -77,7 +77,7 @@ def read_inventory(path: Path) -> list[Row]:
             while i < len(lines) and lines[i].lstrip().startswith("|"):
                 cells = _cells(lines[i])
 
-                def cell(key: str) -> str:
+                def cell(key: str, cells: list[str] = cells, cols: dict[str, int | None] = cols) -> str:
                     idx = cols[key]
                     return cells[idx] if idx is not None and idx < len(cells) else ""
 
@@ -106,7 +106,7 @@ def profile_models(path: Path) -> list[tuple[str, str, int]]:
         except ValueError as exc:
             raise InvalidModelSpec(f"{path}: not valid JSON: {exc}", hint="Fix the profile's syntax.") from exc
     else:
-        from model_manager.yaml_safe import parse_yaml  # the runtime's reader: no duplicate keys, no tags
+        from model_manager.mapping.yaml_reader import parse_yaml  # the runtime's reader: no duplicate keys, no tags
 
         data = parse_yaml(text, source=str(path))
     if isinstance(data, dict) and "resolved_model_mapping" in data:

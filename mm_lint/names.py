@@ -196,13 +196,13 @@ class Scope:
             return expr.id == "__file__"
         if isinstance(expr, (ast.Constant, ast.JoinedStr)) or (
                 isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add)):
-            if isinstance(expr, ast.JoinedStr) and expr.values and isinstance(expr.values[0], ast.FormattedValue):
-                if self.is_local_path(expr.values[0].value, depth + 1):
-                    return True
+            head = expr.values[0] if isinstance(expr, ast.JoinedStr) and expr.values else None
+            if isinstance(head, ast.FormattedValue) and self.is_local_path(head.value, depth + 1):
+                return True
             if isinstance(expr, ast.BinOp) and self.is_local_path(expr.left, depth + 1):
                 return True
             prefix = self.static_prefix(expr)
-            return bool(prefix) and _starts_at_path(prefix)
+            return prefix is not None and bool(prefix) and _starts_at_path(prefix)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):  # Path(...) / "x"
             return self.is_local_path(expr.left, depth + 1)
         if isinstance(expr, ast.Attribute) and expr.attr in _PATH_METHODS:

@@ -9,23 +9,26 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelManagerError
+from model_manager.errors import ModelManagerError
 
-__all__ = ["ModelManager", "ModelManagerError", "ResolvedModelSpec", "RunContext", "errors"]
-__version__ = "0.1.0"
+__all__ = ["ModelManager", "ModelManagerError", "ResolvedModelSpec", "RunContext", "__version__", "errors"]
 
 _LAZY = {
     "ModelManager": "model_manager.manager",
-    "ResolvedModelSpec": "model_manager.schema",
-    "RunContext": "model_manager.schema",
+    "ResolvedModelSpec": "model_manager.mapping.schema",
+    "RunContext": "model_manager.mapping.schema",
 }
 
 if TYPE_CHECKING:
-    from .manager import ModelManager
-    from .schema import ResolvedModelSpec, RunContext
+    from model_manager.manager import ModelManager
+    from model_manager.mapping.schema import ResolvedModelSpec, RunContext
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from model_manager.version import version
+
+        return version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'model_manager' has no attribute {name!r}")

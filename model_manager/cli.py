@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import ModelManagerError
+from model_manager.errors import ModelManagerError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from .loader import load_profile
-    from .resolve import open_cache, resolve_mapping, roles_of, spec_of
+    from model_manager.mapping.loader import load_profile
+    from model_manager.mapping.resolve import open_cache, resolve_mapping, roles_of, spec_of
 
     specs = resolve_mapping(load_profile(args.profile), open_cache()).specs
     if args.role:
@@ -59,8 +59,8 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _digest(args: argparse.Namespace) -> int:
-    from .digest import weights_digest
-    from .resolve import open_cache
+    from model_manager.artifacts.digest import weights_digest
+    from model_manager.mapping.resolve import open_cache
 
     cache, status = open_cache(), EXIT_OK
     for path in args.paths:
@@ -79,9 +79,9 @@ def _digest(args: argparse.Namespace) -> int:
 
 
 def _signature(args: argparse.Namespace) -> int:
-    from .loader import load_profile
-    from .resolve import open_cache, resolve_mapping, roles_of
-    from .signature import model_signature, models_used
+    from model_manager.mapping.loader import load_profile
+    from model_manager.mapping.resolve import open_cache, resolve_mapping, roles_of
+    from model_manager.provenance.signature import model_signature, models_used
 
     specs = resolve_mapping(load_profile(args.profile), open_cache()).specs
     print(model_signature(models_used(roles_of(specs, args.component, args.profile).values())))
@@ -89,8 +89,8 @@ def _signature(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .loader import load_profile
-    from .resolve import open_cache, verify_mapping
+    from model_manager.mapping.loader import load_profile
+    from model_manager.mapping.resolve import open_cache, verify_mapping
 
     mapping = load_profile(args.profile)
     problems = verify_mapping(mapping, open_cache())
@@ -102,7 +102,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from .provenance import audit_run_dir
+    from model_manager.provenance import audit_run_dir
 
     checked, problems = audit_run_dir(args.run_dir)
     for problem in problems:

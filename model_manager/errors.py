@@ -6,7 +6,8 @@ including the network guard and the linter, and must stay cheap.
 
 from __future__ import annotations
 
-from typing import Final
+import reprlib
+from typing import Any, ClassVar, Final
 
 # --- codes (stable: other systems match on them; docs/errors.md lists them) ---
 MODEL_MAPPING_MISSING: Final = "model_mapping_missing"
@@ -25,6 +26,16 @@ NETWORK_ACCESS_FORBIDDEN: Final = "network_access_forbidden"
 LINT_CONFIG_INVALID: Final = "lint_config_invalid"
 LICENSE_INVENTORY_INVALID: Final = "license_inventory_invalid"
 LINT_FIX_UNAVAILABLE: Final = "lint_fix_unavailable"
+DIGEST_CACHE_INSECURE: Final = "digest_cache_insecure"
+ENVIRONMENT_FAILURE: Final = "environment_failure"
+OUTPUT_INVALID: Final = "output_invalid"
+OUTPUT_MISSING: Final = "output_missing"
+OUTPUT_DIGEST_MISMATCH: Final = "output_digest_mismatch"
+OUTPUT_UNRECORDED: Final = "output_unrecorded"
+IDEMPOTENCY_KEY_MISMATCH: Final = "idempotency_key_mismatch"
+RUN_CONTEXT_MISMATCH: Final = "run_context_mismatch"
+USAGE_ERROR: Final = "usage_error"
+INTERRUPTED: Final = "interrupted"
 
 #: code -> (when it is raised, what usually fixes it). docs/errors.md is built from this.
 CODES: Final[dict[str, tuple[str, str]]] = {
@@ -93,17 +104,79 @@ CODES: Final[dict[str, tuple[str, str]]] = {
         "mm-lint --fix or --diff was asked for but libcst is not installed.",
         "Install libcst (the dev extra, or the mm-lint-fix pre-commit hook's dependencies).",
     ),
+    DIGEST_CACHE_INSECURE: (
+        "The digest cache folder, its key or its store can be written by another user, or is not "
+        "a plain folder or file owned by this user.",
+        "`chmod go-w` the folder (or point MM_CACHE_DIR at a private one); MM_VERIFY=full skips the cache.",
+    ),
+    ENVIRONMENT_FAILURE: (
+        "The operating system refused or failed an operation: a read error (EIO), a permission, a "
+        "symbolic-link loop, a full disk, a closed output pipe.",
+        "Fix the file, folder or device the message names; the run itself was not at fault.",
+    ),
+    OUTPUT_INVALID: (
+        "An output to be written breaks the rules of outputs: an object array (needs pickle to read), "
+        "an array called 'meta', or meta that is not models_used and model_signature.",
+        "Write plain numeric or string arrays with the meta from mm.npz_meta_for(component).",
+    ),
+    OUTPUT_MISSING: (
+        "The run's manifest records an output that is not in the run folder (or is not a regular file).",
+        "Restore the output, or re-run the component that wrote it.",
+    ),
+    OUTPUT_DIGEST_MISMATCH: (
+        "An output's bytes (sha256) or component differ from what the run's manifest recorded.",
+        "The file was replaced or edited after the run; restore it or re-run its component.",
+    ),
+    OUTPUT_UNRECORDED: (
+        "An NPZ in the run folder is not recorded in the run's manifest.",
+        "Remove the stray file, or write outputs with save_output so the manifest records them.",
+    ),
+    IDEMPOTENCY_KEY_MISMATCH: (
+        "A recorded idempotency key differs from the one recomputed from the manifest's run_context "
+        "and signatures.",
+        "The manifest was edited after the run; restore it or re-run.",
+    ),
+    RUN_CONTEXT_MISMATCH: (
+        "The manifest's run_context differs from the digest recorded when the run was written.",
+        "The manifest was edited after the run; restore it or re-run.",
+    ),
+    USAGE_ERROR: (
+        "The command line is malformed: an unknown option, a missing argument, a bad value.",
+        "Run the command with --help.",
+    ),
+    INTERRUPTED: (
+        "The command was interrupted (Ctrl-C, SIGINT) before it finished.",
+        "Run it again; nothing it wrote is left half-written.",
+    ),
 }
+
+
+#: the longest message an error keeps; user values are shortened by ``shown`` before that.
+MAX_MESSAGE = 2000
+
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 80, 80
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = _repr.maxfrozenset = 6
+
+
+def shown(value: object) -> str:
+    """A bounded ``repr`` of a user's value: short whatever its size, depth or shared references."""
+    try:
+        text = _repr.repr(value)
+    except Exception:  # a user object whose __repr__ fails must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 240 else text[:200] + f"...<{len(text) - 200} more characters>"
 
 
 class ModelManagerError(Exception):
     """Base of every error the model manager raises. ``str(e)`` starts with the code."""
 
-    code: str = "model_manager_error"
+    code: ClassVar[str] = "model_manager_error"
+    #: what the command line exits with when this error ends it (1: a check failed)
+    exit_status: ClassVar[int] = 1
 
     def __init__(
         self,
-        code: str | None = None,
         message: str = "",
         *,
         component: str | None = None,
@@ -111,12 +184,12 @@ class ModelManagerError(Exception):
         field: str | None = None,
         hint: str | None = None,
     ) -> None:
-        if code is not None:
-            self.code = code
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"...<{len(message) - MAX_MESSAGE} more characters>"
         self.message = message
-        self.component = component
-        self.role = role
-        self.field = field
+        self.component = _bounded(component)
+        self.role = _bounded(role)
+        self.field = _bounded(field)
         self.hint = hint if hint is not None else CODES.get(self.code, ("", None))[1]
         super().__init__(self.__str__())
 
@@ -132,10 +205,10 @@ class ModelManagerError(Exception):
         text = f"{self.code}: {where}: {self.message}" if where else f"{self.code}: {self.message}"
         return f"{text} (hint: {self.hint})" if self.hint else text
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        # Keep the code and fields across pickling (multiprocessing workers).
-        kwargs = dict(component=self.component, role=self.role, field=self.field, hint=self.hint)
-        return (_rebuild, (type(self), self.code, self.message, kwargs))
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the fields across pickling (multiprocessing workers, xdist).
+        kwargs = {"component": self.component, "role": self.role, "field": self.field, "hint": self.hint}
+        return (_rebuild, (type(self), self.message, kwargs))
 
     def to_dict(self) -> dict[str, str | None]:
         return {
@@ -148,48 +221,192 @@ class ModelManagerError(Exception):
         }
 
 
-def _rebuild(cls: type[ModelManagerError], code: str, message: str, kwargs: dict) -> ModelManagerError:  # type: ignore[type-arg]
+def _bounded(name: str | None) -> str | None:
+    """Component, role and field names can come from user input: keep each one short and on one line."""
+    if name is None or (len(name) <= 160 and name.isprintable()):
+        return name
+    return shown(name)
+
+
+def _rebuild(cls: type[ModelManagerError], message: str, kwargs: dict[str, Any]) -> ModelManagerError:
     err = cls.__new__(cls)
-    ModelManagerError.__init__(err, code, message, **kwargs)
+    ModelManagerError.__init__(err, message, **kwargs)
     return err
 
 
-def _subclass(name: str, code: str) -> type[ModelManagerError]:
-    doc = CODES[code][0]
+class ModelMappingMissing(ModelManagerError):
+    """No mapping was given, or the component or role asked for is not in it."""
 
-    def __init__(self: ModelManagerError, message: str = "", **kwargs: str | None) -> None:
-        ModelManagerError.__init__(self, code, message, **kwargs)
-
-    return type(name, (ModelManagerError,), {"code": code, "__doc__": doc, "__init__": __init__})
+    code = MODEL_MAPPING_MISSING
 
 
-ModelMappingMissing = _subclass("ModelMappingMissing", MODEL_MAPPING_MISSING)
-InvalidModelSpec = _subclass("InvalidModelSpec", INVALID_MODEL_SPEC)
-InvalidRunContext = _subclass("InvalidRunContext", INVALID_RUN_CONTEXT)
-ModelsRootMissing = _subclass("ModelsRootMissing", MODELS_ROOT_MISSING)
-ModelArtifactMissing = _subclass("ModelArtifactMissing", MODEL_ARTIFACT_MISSING)
-WeightsDigestMismatch = _subclass("WeightsDigestMismatch", WEIGHTS_DIGEST_MISMATCH)
-TritonUnavailable = _subclass("TritonUnavailable", TRITON_UNAVAILABLE)
-TritonModelNotFound = _subclass("TritonModelNotFound", TRITON_MODEL_NOT_FOUND)
-TritonInferFailed = _subclass("TritonInferFailed", TRITON_INFER_FAILED)
-OnnxRuntimeMissing = _subclass("OnnxRuntimeMissing", ONNXRUNTIME_MISSING)
-ProvenanceInvalid = _subclass("ProvenanceInvalid", PROVENANCE_INVALID)
-ModelSignatureMismatch = _subclass("ModelSignatureMismatch", MODEL_SIGNATURE_MISMATCH)
-NetworkAccessForbidden = _subclass("NetworkAccessForbidden", NETWORK_ACCESS_FORBIDDEN)
-LintConfigInvalid = _subclass("LintConfigInvalid", LINT_CONFIG_INVALID)
-LicenseInventoryInvalid = _subclass("LicenseInventoryInvalid", LICENSE_INVENTORY_INVALID)
-LintFixUnavailable = _subclass("LintFixUnavailable", LINT_FIX_UNAVAILABLE)
+class InvalidModelSpec(ModelManagerError):
+    """The mapping breaks the contract of MAPPING.md: a missing pinned field, an unknown key, a bad value,
+    a duplicate YAML key, a path that leaves the models root."""
+
+    code = INVALID_MODEL_SPEC
+
+
+class InvalidRunContext(ModelManagerError):
+    """The run context lacks a required field, has an unknown one, or a value is not a string."""
+
+    code = INVALID_RUN_CONTEXT
+
+
+class ModelsRootMissing(ModelManagerError):
+    """In-process artifacts are named but MM_MODELS_ROOT is unset or not a folder."""
+
+    code = MODELS_ROOT_MISSING
+    exit_status = 3
+
+
+class ModelArtifactMissing(ModelManagerError):
+    """An artifact named in the mapping is not on the local filesystem."""
+
+    code = MODEL_ARTIFACT_MISSING
+
+
+class WeightsDigestMismatch(ModelManagerError):
+    """The local artifact's sha256 differs from the pinned weights_digest."""
+
+    code = WEIGHTS_DIGEST_MISMATCH
+
+
+class TritonUnavailable(ModelManagerError):
+    """The Triton server at the mapped endpoint cannot be reached or is not ready."""
+
+    code = TRITON_UNAVAILABLE
+    exit_status = 3
+
+
+class TritonModelNotFound(ModelManagerError):
+    """The Triton server does not serve the mapped model name and version, or its I/O differs."""
+
+    code = TRITON_MODEL_NOT_FOUND
+
+
+class TritonInferFailed(ModelManagerError):
+    """Triton refused or failed an inference request."""
+
+    code = TRITON_INFER_FAILED
+
+
+class OnnxRuntimeMissing(ModelManagerError):
+    """An ONNX model runs in-process but onnxruntime (or the provider for its device) is absent."""
+
+    code = ONNXRUNTIME_MISSING
+    exit_status = 3
+
+
+class ProvenanceInvalid(ModelManagerError):
+    """A manifest.json or an NPZ output lacks readable provenance (models_used, model_signature)."""
+
+    code = PROVENANCE_INVALID
+
+
+class ModelSignatureMismatch(ModelManagerError):
+    """An output's model_signature differs from what the run's manifest says for its component."""
+
+    code = MODEL_SIGNATURE_MISMATCH
+
+
+class NetworkAccessForbidden(ModelManagerError):
+    """Code tried to reach the network outside loopback and the mapped Triton endpoints."""
+
+    code = NETWORK_ACCESS_FORBIDDEN
+
+
+class LintConfigInvalid(ModelManagerError):
+    """The [tool.mm-lint] table of pyproject.toml has an unknown key or a value of the wrong type."""
+
+    code = LINT_CONFIG_INVALID
+
+
+class LicenseInventoryInvalid(ModelManagerError):
+    """The licence inventory cannot be read or has no table with model_name and licence columns."""
+
+    code = LICENSE_INVENTORY_INVALID
+
+
+class LintFixUnavailable(ModelManagerError):
+    """mm-lint --fix or --diff was asked for but libcst is not installed."""
+
+    code = LINT_FIX_UNAVAILABLE
+    exit_status = 3
+
+
+class DigestCacheInsecure(ModelManagerError):
+    """The digest cache folder, its key or its store can be written by another user, or is not a plain
+    folder or file owned by this user."""
+
+    code = DIGEST_CACHE_INSECURE
+    exit_status = 3
+
+
+class EnvironmentFailure(ModelManagerError):
+    """The operating system refused or failed an operation: a read error (EIO), a permission, a symbolic-
+    link loop, a full disk, a closed output pipe."""
+
+    code = ENVIRONMENT_FAILURE
+    exit_status = 3
+
+
+class OutputInvalid(ModelManagerError):
+    """An output to be written breaks the rules of outputs: an object array (needs pickle to read), an
+    array called 'meta', or meta that is not models_used and model_signature."""
+
+    code = OUTPUT_INVALID
+
+
+class OutputMissing(ModelManagerError):
+    """The run's manifest records an output that is not in the run folder (or is not a regular file)."""
+
+    code = OUTPUT_MISSING
+
+
+class OutputDigestMismatch(ModelManagerError):
+    """An output's bytes (sha256) or component differ from what the run's manifest recorded."""
+
+    code = OUTPUT_DIGEST_MISMATCH
+
+
+class OutputUnrecorded(ModelManagerError):
+    """An NPZ in the run folder is not recorded in the run's manifest."""
+
+    code = OUTPUT_UNRECORDED
+
+
+class IdempotencyKeyMismatch(ModelManagerError):
+    """A recorded idempotency key differs from the one recomputed from the manifest's run_context and
+    signatures."""
+
+    code = IDEMPOTENCY_KEY_MISMATCH
+
+
+class RunContextMismatch(ModelManagerError):
+    """The manifest's run_context differs from the digest recorded when the run was written."""
+
+    code = RUN_CONTEXT_MISMATCH
+
+
+class UsageError(ModelManagerError):
+    """The command line is malformed: an unknown option, a missing argument, a bad value."""
+
+    code = USAGE_ERROR
+    exit_status = 2
+
+
+class Interrupted(ModelManagerError):
+    """The command was interrupted (Ctrl-C, SIGINT) before it finished."""
+
+    code = INTERRUPTED
+    exit_status = 130
+
 
 #: code -> subclass; ``error_for(code, ...)`` builds the right one.
-BY_CODE: Final[dict[str, type[ModelManagerError]]] = {
-    cls.code: cls
-    for cls in (
-        ModelMappingMissing, InvalidModelSpec, InvalidRunContext, ModelsRootMissing,
-        ModelArtifactMissing, WeightsDigestMismatch, TritonUnavailable, TritonModelNotFound,
-        TritonInferFailed, OnnxRuntimeMissing, ProvenanceInvalid, ModelSignatureMismatch,
-        NetworkAccessForbidden, LintConfigInvalid, LicenseInventoryInvalid, LintFixUnavailable,
-    )
-}
+BY_CODE: Final[dict[str, type[ModelManagerError]]] = {cls.code: cls for cls in ModelManagerError.__subclasses__()}
+#: codes whose cause lies outside the mapping and the code: the command line exits 3 for them.
+ENVIRONMENT_CODES: Final = frozenset(code for code, cls in BY_CODE.items() if cls.exit_status == 3)
 
 
 def error_for(code: str, message: str, **kwargs: str | None) -> ModelManagerError:

@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ModelMappingMissing
-from .loader import ModelMapping, load_mapping, parse_run_context
-from .resolve import Paths, Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
-from .schema import ResolvedModelSpec, RunContext
-from .signature import idempotency_key, model_signature, models_used
+from model_manager.errors import ModelMappingMissing
+from model_manager.mapping.loader import ModelMapping, load_mapping, parse_run_context
+from model_manager.mapping.resolve import Paths, Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
+from model_manager.mapping.schema import ResolvedModelSpec, RunContext
+from model_manager.provenance.signature import idempotency_key, model_signature, models_used
 
 
 class ModelManager:
@@ -97,6 +97,6 @@ def _entry_as_resolved(spec: ResolvedModelSpec) -> dict[str, Any]:
 
 def _activate_guard(endpoints: list[str]) -> None:
     """Every manager switches the process offline, allowing only the mapped Triton endpoints."""
-    from . import guard
+    from model_manager import guard
 
     guard.activate(allow=endpoints)

@@ -361,7 +361,3 @@ CATALOGUE: tuple[ForbiddenCall, ...] = (
 def by_code() -> dict[str, ForbiddenCall]:
     return {entry.code: entry for entry in CATALOGUE}
 
-
-def for_module(top_level: str) -> tuple[ForbiddenCall, ...]:
-    """Rules whose library is imported as ``top_level`` (e.g. ``"huggingface_hub"``)."""
-    return tuple(entry for entry in CATALOGUE if top_level in entry.modules)

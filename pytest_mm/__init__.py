@@ -81,9 +81,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     stack = item.stash[_STACK]
     for marker in item.iter_markers("mm_allow_hosts"):
         stack.enter_context(guard.allowing(marker.args))
-    marker = item.get_closest_marker("mm_allow_network")
-    if marker is not None:
-        reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+    allow = item.get_closest_marker("mm_allow_network")
+    if allow is not None:
+        reason = allow.kwargs.get("reason") or (allow.args[0] if allow.args else "")
         if not isinstance(reason, str) or not reason.strip():
             raise pytest.UsageError(f"{item.nodeid}: mm_allow_network needs a reason=")
         item.user_properties.append((_UNGUARDED, reason))
@@ -127,7 +127,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             lines.append(f"  {unseen_count - len(unseen)} more refusal(s) were cleared from the record")
         lines += [f"  the test switched the guard off: {p} (use @pytest.mark.mm_allow_network(reason=...))"
                   for p in problems]
-        report.outcome = "failed"  # type: ignore[assignment]
+        report.outcome = "failed"
         report.longrepr = "\n".join(lines)
     return report
 

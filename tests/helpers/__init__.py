@@ -1,0 +1,1 @@
+"""Helpers every test folder shares: mappings, run contexts, the private network namespace."""
