@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from model_manager.errors import ModelMappingMissing
+from model_manager.errors import InvalidModelSpec, ModelMappingMissing, shown
 from model_manager.mapping.loader import ModelMapping, load_mapping, parse_run_context
 from model_manager.mapping.resolve import Paths, Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
-from model_manager.mapping.schema import ResolvedModelSpec, RunContext
+from model_manager.mapping.schema import ARTIFACT_FIELDS, WEIGHTS_FIELD, ResolvedModelSpec, RunContext
 from model_manager.provenance.signature import idempotency_key, model_signature, models_used
 
 
@@ -82,13 +82,30 @@ class ModelManager:
         }
 
     def artifact_path(self, spec: ResolvedModelSpec, field: str) -> str:
-        """The real path of one of ``spec``'s artifacts, exactly as checked (and hashed) at construction."""
-        path = self._paths.get((spec.component_name, spec.role, field))
+        """The real path of one of ``spec``'s artifacts, exactly as checked (and hashed) at construction.
+
+        ``field`` is the field's name as the mapping and every error message write it:
+        ``"artifacts.onnx_path"``, ``"artifacts.weights_path"`` or ``"artifacts.tokenizer_path"``.
+        """
+        where = {"component": spec.component_name, "role": spec.role, "field": field}
+        if field not in ARTIFACT_FIELDS:
+            raise InvalidModelSpec(f"{shown(field)} is not an artifact field", **where,
+                                   hint=f"name one of {', '.join(ARTIFACT_FIELDS)}")
+        path = self._paths.get((spec.component_name, spec.role, field.removeprefix("artifacts.")))
         if path is None:
-            raise ModelMappingMissing(f"the spec has no artifacts.{field}", component=spec.component_name,
-                                      role=spec.role, field=f"artifacts.{field}",
-                                      hint="name the artifact in the mapping")
+            raise ModelMappingMissing(f"the entry names no {field}", **where,
+                                      hint=f"add {field} to the entry's artifacts in the mapping")
         return path
+
+    def weights_path(self, spec: ResolvedModelSpec) -> str:
+        """The verified weights of an in-process entry: ``artifacts.onnx_path`` (onnx) or
+        ``artifacts.weights_path`` (torch), the file or folder its ``weights_digest`` pins."""
+        field = WEIGHTS_FIELD.get(spec.engine) if spec.runtime == "inprocess" else None
+        if field is None:
+            raise ModelMappingMissing(f"a {spec.runtime}/{spec.engine} entry has no local weights",
+                                      component=spec.component_name, role=spec.role, field="artifacts",
+                                      hint="Triton models keep their weights in Triton's model repository")
+        return self.artifact_path(spec, f"artifacts.{field}")
 
 
 def _entry_as_resolved(spec: ResolvedModelSpec) -> dict[str, Any]:

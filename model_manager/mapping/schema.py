@@ -102,6 +102,8 @@ class Artifacts(BaseModel):
         return {k: v for k, v in named.items() if v is not None}
 
 
+#: every artifact field that names a path under the models root, as messages and ``artifact_path`` name it
+ARTIFACT_FIELDS: tuple[str, ...] = ("artifacts.onnx_path", "artifacts.weights_path", "artifacts.tokenizer_path")
 #: the artifact whose bytes `weights_digest` pins, per engine (in-process runtime).
 WEIGHTS_FIELD: dict[str, str] = {"onnx": "onnx_path", "torch": "weights_path"}
 

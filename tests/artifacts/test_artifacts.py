@@ -127,7 +127,7 @@ def test_folder_model(models_root: Path, mapping: dict[str, Any], run_context: d
     entry.update(engine="torch", artifacts={"weights_path": "asr"},
                  weights_digest=weights_digest(str(repo), str(models_root), DigestCache(None)))
     mm = ModelManager(run_context, mapping)
-    assert mm.artifact_path(mm.resolve(component="core_optical_flow", role="flow"), "weights_path") == \
+    assert mm.artifact_path(mm.resolve(component="core_optical_flow", role="flow"), "artifacts.weights_path") == \
         os.path.realpath(repo)
 
 
@@ -157,7 +157,26 @@ def test_artifact_path_is_the_verified_one(models_root: Path, tmp_path: Path, ma
     mm = ModelManager(run_context, mapping)
     spec = mm.resolve(component="core_optical_flow", role="flow")
     monkeypatch.setenv("MM_MODELS_ROOT", str(tmp_path / "elsewhere"))  # moved after the check
-    assert mm.artifact_path(spec, "onnx_path") == os.path.realpath(models_root / "optical_flow" / "raft_small.onnx")
+    real = os.path.realpath(models_root / "optical_flow" / "raft_small.onnx")
+    assert mm.artifact_path(spec, "artifacts.onnx_path") == real == mm.weights_path(spec)
     with pytest.raises(ModelManagerError) as info:
-        mm.artifact_path(spec, "tokenizer_path")
+        mm.artifact_path(spec, "artifacts.tokenizer_path")
     assert info.value.code == "model_mapping_missing" and info.value.field == "artifacts.tokenizer_path"
+
+
+@pytest.mark.parametrize("field", ["onnx_path", "artifacts.onnx_path\n", "artifacts.model", ""])
+def test_artifact_path_takes_the_field_name_every_message_uses(models_root: Path, mapping: dict[str, Any],
+                                                               run_context: dict[str, str], field: str) -> None:
+    """One name per field: ``artifacts.onnx_path``, as in the mapping and in every error."""
+    mm = ModelManager(run_context, mapping)
+    with pytest.raises(ModelManagerError) as info:
+        mm.artifact_path(mm.resolve(component="core_optical_flow", role="flow"), field)
+    assert info.value.code == "invalid_model_spec" and "artifacts.onnx_path" in str(info.value)
+
+
+def test_weights_path_of_a_triton_entry_is_refused(models_root: Path, mapping: dict[str, Any],
+                                                   run_context: dict[str, str]) -> None:
+    mm = ModelManager(run_context, mapping)
+    with pytest.raises(ModelManagerError) as info:
+        mm.weights_path(mm.resolve(component="core_clip", role="image_encoder"))
+    assert info.value.code == "model_mapping_missing" and info.value.role == "image_encoder"
