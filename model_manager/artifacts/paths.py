@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 
-from model_manager.errors import InvalidModelSpec, ModelArtifactMissing, ModelsRootMissing
+from model_manager.errors import EnvironmentFailure, InvalidModelSpec, ModelArtifactMissing, ModelsRootMissing, shown
 
 MODELS_ROOT_ENV = "MM_MODELS_ROOT"
 
@@ -22,7 +23,7 @@ def models_root(component: str | None = None, role: str | None = None) -> str:
     real = os.path.realpath(value)
     if not os.path.isdir(real):
         raise ModelsRootMissing(
-            f"{MODELS_ROOT_ENV}={value!r} is not an existing folder",
+            f"{MODELS_ROOT_ENV}={shown(value)} is not an existing folder",
             component=component, role=role, field=MODELS_ROOT_ENV,
             hint="point it at the folder that holds the prepared weights",
         )
@@ -75,3 +76,24 @@ def resolve_artifact(root: str, rel: str, *, component: str, role: str, field: s
             hint="prepare the weights before the run; nothing is downloaded and there is no fallback",
         )
     return real
+
+
+def check_plain_artifact(real: str, rel: str, *, component: str, role: str, field: str) -> None:
+    """An artifact that is not digested (a tokenizer) must still be a regular file or a non-empty
+    folder: never a FIFO, a device or a socket, which would hang or feed endless bytes to its reader."""
+    where = {"component": component, "role": role, "field": field}
+    try:
+        st = os.stat(real)
+        if stat.S_ISREG(st.st_mode):
+            return
+        if stat.S_ISDIR(st.st_mode):
+            with os.scandir(real) as entries:
+                if any(entry.name != ".git" for entry in entries):
+                    return
+            raise InvalidModelSpec(f"artifact {shown(rel)} is an empty folder", **where,
+                                   hint="prepare the artifact's files under the models root")
+    except OSError as exc:
+        raise EnvironmentFailure(f"artifact {shown(rel)} cannot be read: {exc.strerror or exc}", **where,
+                                 hint="check the file's permissions under the models root") from None
+    raise InvalidModelSpec(f"artifact {shown(rel)} is not a regular file or folder", **where,
+                           hint="name a file or a folder of files, not a FIFO, device or socket")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from model_manager.errors import InvalidModelSpec, InvalidRunContext, ModelMappingMissing
+from model_manager.errors import InvalidModelSpec, InvalidRunContext, ModelMappingMissing, shown
 from model_manager.mapping.schema import NAME_RE, ModelEntry, RunContext
 
 SCHEMA_VERSION = 1
@@ -32,7 +32,8 @@ class ModelMapping:
 def _field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        text = str(part) if len(str(part)) <= 64 else shown(part)  # keys are user input
+        out += f"[{part}]" if isinstance(part, int) else (f".{text}" if out else text)
     return out
 
 
@@ -92,19 +93,20 @@ def parse_run_context(run_context: RunContext | Mapping[str, Any]) -> RunContext
 
 def parse_mapping(data: object, *, source: str = "payload") -> ModelMapping:
     """Validate a mapping given as plain data (parsed JSON or YAML)."""
+    source = source if len(source) <= 200 else shown(source)
     if not isinstance(data, Mapping):
         raise InvalidModelSpec(f"the mapping in {source} must be a mapping with 'schema_version' and "
                                f"'components', not {type(data).__name__}", field="(top)")
     unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
     if unknown:
-        raise InvalidModelSpec(f"unknown top-level keys {unknown} in {source}", field=unknown[0],
+        raise InvalidModelSpec(f"unknown top-level keys {shown(unknown)} in {source}", field=unknown[0][:64],
                                hint="a mapping has only 'schema_version' and 'components'")
     version = data.get("schema_version")
     if version is None:
         raise InvalidModelSpec(f"'schema_version' is missing in {source}", field="schema_version",
                                hint=f"add schema_version: {SCHEMA_VERSION}")
     if type(version) is not int or version != SCHEMA_VERSION:
-        raise InvalidModelSpec(f"schema_version {version!r} is not supported in {source}",
+        raise InvalidModelSpec(f"schema_version {shown(version)} is not supported in {source}",
                                field="schema_version", hint=f"this manager reads schema_version {SCHEMA_VERSION}")
     components = data.get("components")
     if not isinstance(components, Mapping) or not components:
@@ -114,7 +116,7 @@ def parse_mapping(data: object, *, source: str = "payload") -> ModelMapping:
     for component, roles in components.items():
         _check_name(component, "component", source)
         if not isinstance(roles, Mapping) or not roles:
-            raise InvalidModelSpec(f"component {component!r} must map role names to entries in {source}",
+            raise InvalidModelSpec(f"component {shown(component)} must map role names to entries in {source}",
                                    component=component, field=f"components.{component}",
                                    hint="give at least one role, e.g. image_encoder: {runtime: ...}")
         entries: dict[str, ModelEntry] = {}
@@ -134,7 +136,7 @@ def parse_mapping(data: object, *, source: str = "payload") -> ModelMapping:
 def _check_name(name: object, kind: str, source: str, component: str | None = None) -> None:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidModelSpec(
-            f"{kind} name {name!r} in {source} is not a name (letters, digits, _ . -; at most 128)",
+            f"{kind} name {shown(name)} in {source} is not a name (letters, digits, _ . -; at most 128)",
             component=component if kind == "role" else None, field=f"{kind} name",
             hint=f"quote the {kind} name and use only letters, digits, '_', '.', '-'",
         )

@@ -10,8 +10,13 @@ from dataclasses import dataclass
 
 from model_manager.artifacts.cache import DigestCache, default_cache_dir
 from model_manager.artifacts.digest import weights_digest
-from model_manager.artifacts.paths import models_root, resolve_artifact
-from model_manager.errors import ModelArtifactMissing, ModelManagerError, ModelMappingMissing, WeightsDigestMismatch
+from model_manager.artifacts.paths import check_plain_artifact, models_root, resolve_artifact
+from model_manager.errors import (
+    ModelManagerError,
+    ModelMappingMissing,
+    WeightsDigestMismatch,
+    shown,
+)
 from model_manager.mapping.loader import ModelMapping
 from model_manager.mapping.schema import WEIGHTS_FIELD, ModelEntry, ResolvedModelSpec, spec_from_entry
 
@@ -51,12 +56,9 @@ def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache
         real = resolve_artifact(root.get(component, role), rel, **where)
         paths[(component, role, field)] = real
         if field != weights_field:
+            check_plain_artifact(real, rel, **where)  # e.g. a tokenizer: must exist, is not digested
             continue
-        try:
-            actual = weights_digest(real, root.get(component, role), cache, **where)
-        except OSError as exc:
-            raise ModelArtifactMissing(f"{rel!r} cannot be read: {exc.strerror or exc}", **where,
-                                       hint="check the file's permissions under the models root") from None
+        actual = weights_digest(real, root.get(component, role), cache, **where)
         if actual != entry.weights_digest:
             raise WeightsDigestMismatch(
                 f"{rel!r} hashes to {actual}, but the mapping pins {entry.weights_digest}",
@@ -111,7 +113,7 @@ def roles_of(specs: Specs, component: str, source: str) -> dict[str, ResolvedMod
     try:
         return specs[component]
     except KeyError:
-        raise ModelMappingMissing(f"component {component!r} is not in the mapping ({source})",
+        raise ModelMappingMissing(f"component {shown(component)} is not in the mapping ({source})",
                                   component=component, hint=f"known components: {sorted(specs)}") from None
 
 
@@ -120,8 +122,8 @@ def spec_of(specs: Specs, component: str, role: str, source: str) -> ResolvedMod
     try:
         return roles[role]
     except KeyError:
-        raise ModelMappingMissing(f"role {role!r} is not in the mapping ({source})", component=component,
-                                  role=role, hint=f"roles of {component!r}: {sorted(roles)}") from None
+        raise ModelMappingMissing(f"role {shown(role)} is not in the mapping ({source})", component=component,
+                                  role=role, hint=f"roles of {shown(component)}: {sorted(roles)}") from None
 
 
 def triton_endpoints(mapping: ModelMapping) -> list[str]:
