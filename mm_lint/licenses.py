@@ -1,8 +1,8 @@
 """``mm-lint licenses``: every model a profile names has a licensed, sourced inventory row.
 
-The inventory is the Markdown table in ``docs/MODEL_LICENSES.md`` (DECISIONS 11.1)
+The inventory is the Markdown table in ``docs/MODEL_LICENSES.md`` (see docs/mm-lint.md#licences)
 with at least the columns model_name, model_version, licence (or license) and
-source. A profile is the YAML/JSON mapping of MAPPING.md.
+source. A profile is the YAML/JSON mapping of docs/mapping.md.
 """
 
 from __future__ import annotations
@@ -114,14 +114,14 @@ def profile_models(path: Path) -> list[tuple[str, str, int]]:
     components = data.get("components") if isinstance(data, dict) else None
     if not isinstance(components, dict):
         raise InvalidModelSpec(f"{path}: no `components` mapping", field="components",
-                                hint="A profile maps components -> roles -> model entries (MAPPING.md).")
+                                hint="A profile maps components -> roles -> model entries (docs/mapping.md).")
     out = []
     lines = text.splitlines()
     seen: dict[str, int] = {}  # the k-th entry naming a model sits on its k-th `model_name:` line
     for comp, roles in components.items():
         if not isinstance(roles, dict):
             raise InvalidModelSpec(f"{path}: component {comp!r} is not a mapping of roles",
-                                    component=str(comp), hint="See MAPPING.md for the shape.")
+                                    component=str(comp), hint="See docs/mapping.md for the shape.")
         for role, entry in roles.items():
             name = entry.get("model_name") if isinstance(entry, dict) else None
             version = entry.get("model_version") if isinstance(entry, dict) else None

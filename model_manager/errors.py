@@ -44,13 +44,13 @@ CODES: Final[dict[str, tuple[str, str]]] = {
         "Pass a resolved mapping or a profile path; check the component and role names.",
     ),
     INVALID_MODEL_SPEC: (
-        "The mapping breaks the contract of MAPPING.md: a missing pinned field, an unknown key, "
+        "The mapping breaks its contract (docs/mapping.md): a missing pinned field, an unknown key, "
         "a bad value, a duplicate YAML key, a path that leaves the models root.",
         "Fix the field the message names; nothing is defaulted.",
     ),
     INVALID_RUN_CONTEXT: (
         "The run context lacks a required field, has an unknown one, or a value is not a string.",
-        "Pass all six fields of MAPPING.md's run_context as strings.",
+        "Pass all six run_context fields as non-empty strings (docs/mapping.md).",
     ),
     MODELS_ROOT_MISSING: (
         "In-process artifacts are named but MM_MODELS_ROOT is unset or not a folder.",
@@ -241,7 +241,7 @@ class ModelMappingMissing(ModelManagerError):
 
 
 class InvalidModelSpec(ModelManagerError):
-    """The mapping breaks the contract of MAPPING.md: a missing pinned field, an unknown key, a bad value,
+    """The mapping breaks its contract (docs/mapping.md): a missing pinned field, an unknown key, a bad value,
     a duplicate YAML key, a path that leaves the models root."""
 
     code = INVALID_MODEL_SPEC

@@ -1,4 +1,4 @@
-"""Artifact paths: relative to the models root, never leaving it (DECISIONS 10.2)."""
+"""Artifact paths: relative to the models root, never leaving it (docs/mapping.md)."""
 
 from __future__ import annotations
 

@@ -63,13 +63,13 @@ def _hint_for(err: Any) -> str:
         return "remove the unknown key or fix its spelling; unknown keys are never ignored"
     if kind == "missing":
         return "every entry pins runtime, engine, precision, device_policy, model_name, " \
-               "model_version and weights_digest (MAPPING.md)"
+               "model_version and weights_digest (docs/mapping.md)"
     if kind == "string_type" and "version" in str(err["loc"][-1:]):
         return 'quote the version in YAML ("1.0", "2024-05-01") so it stays a string'
     if kind == "string_pattern_mismatch" and err["loc"][-1:] == ("weights_digest",):
         return "write it as sha256:<64 lowercase hex> (`model-manager digest PATH`), or 'unknown' " \
                "for a triton model"
-    return "fix the named field as MAPPING.md describes; nothing is defaulted"
+    return "fix the named field as docs/mapping.md describes; nothing is defaulted"
 
 
 def parse_run_context(run_context: RunContext | Mapping[str, Any]) -> RunContext:
@@ -152,7 +152,7 @@ def load_profile(path: str | os.PathLike[str]) -> ModelMapping:
 def load_mapping(
     resolved_model_mapping: Mapping[str, Any] | None, profile_path: str | os.PathLike[str] | None
 ) -> ModelMapping:
-    """DECISIONS 1.1: the payload's mapping wins; else the profile; neither is an error."""
+    """The payload's mapping wins; else the profile; neither is an error."""
     if resolved_model_mapping is not None:
         return parse_mapping(resolved_model_mapping, source="payload")
     if profile_path is not None:

@@ -1,7 +1,7 @@
 """The data that crosses a boundary: run context, mapping entries, resolved specs.
 
 Strict pydantic v2 models: no coercion (``"1"`` is not ``1``, a YAML date is not
-a version string), frozen, unknown keys refused. Cross-field rules of MAPPING.md
+a version string), frozen, unknown keys refused. Cross-field rules of the mapping (docs/mapping.md)
 live here too, so a spec that exists is a spec that is valid.
 """
 
@@ -156,7 +156,7 @@ class ModelEntry(BaseModel):
 
 
 def resolved_device(device_policy: str, device: str | None) -> str:
-    """The actual device, or ValueError: the manager never picks a GPU itself (DECISIONS 6.1)."""
+    """The actual device, or ValueError: the manager never picks a GPU itself (docs/mapping.md)."""
     if device is None:
         if device_policy == "any-gpu":
             raise FieldError("device", "device not resolved: device_policy 'any-gpu' needs the scheduler's "
@@ -192,7 +192,7 @@ class ResolvedModelSpec(BaseModel):
     tier: Annotated[int, Field(ge=0, le=9)] | None = None
 
     def models_used_entry(self) -> dict[str, Any]:
-        """The canonical `models_used` entry of MAPPING.md: exactly these ten keys."""
+        """The canonical `models_used` entry (docs/mapping.md): exactly these ten keys."""
         return {
             "component": self.component_name,
             "role": self.role,

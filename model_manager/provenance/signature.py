@@ -1,4 +1,4 @@
-"""models_used, model_signature and the idempotency key: the contract of MAPPING.md."""
+"""models_used, model_signature and the idempotency key: the contract of docs/mapping.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""weights_digest for files and folders, exactly as MAPPING.md defines it."""
+"""weights_digest for files and folders, exactly as docs/mapping.md defines it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""models_used, model_signature and the idempotency key follow MAPPING.md to the byte."""
+"""models_used, model_signature and the idempotency key follow docs/mapping.md to the byte."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_models_used_has_exactly_the_contract_keys_sorted_by_role(mm: ModelManag
 
 
 def test_signature_recomputed_independently(mm: ModelManager) -> None:
-    # What another system does with nothing but MAPPING.md and the standard library.
+    # What another system does with nothing but docs/mapping.md and the standard library.
     used = mm.models_used_for("core_clip")
     text = json.dumps(used, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert mm.model_signature_for("core_clip") == "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
