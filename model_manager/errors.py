@@ -155,17 +155,18 @@ CODES: Final[dict[str, tuple[str, str]]] = {
 MAX_MESSAGE = 2000
 
 _repr = reprlib.Repr()
-_repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 80, 80
+_repr.maxlevel, _repr.maxstring, _repr.maxother = 3, 400, 80  # 400: a real path stays whole
 _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = _repr.maxfrozenset = 6
 
 
 def shown(value: object) -> str:
-    """A bounded ``repr`` of a user's value: short whatever its size, depth or shared references."""
+    """A bounded ``repr`` of a user's value: at most ~500 characters whatever its size, depth or shared
+    references (a 10 MB name, a billion-laughs structure); a path of a few hundred characters stays whole."""
     try:
         text = _repr.repr(value)
     except Exception:  # a user object whose __repr__ fails must not hide the real error
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= 240 else text[:200] + f"...<{len(text) - 200} more characters>"
+    return text if len(text) <= 480 else text[:440] + f"...<{len(text) - 440} more characters>"
 
 
 class ModelManagerError(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model_manager.artifacts.cache import DigestCache, default_cache_dir
+from model_manager.artifacts.cache import DigestCache, open_cache
 from model_manager.artifacts.digest import weights_digest
 from model_manager.artifacts.paths import check_plain_artifact, models_root, resolve_artifact
 from model_manager.errors import (
@@ -21,6 +21,8 @@ from model_manager.mapping.loader import ModelMapping
 from model_manager.mapping.schema import WEIGHTS_FIELD, ModelEntry, ResolvedModelSpec, spec_from_entry
 
 Specs = dict[str, dict[str, ResolvedModelSpec]]
+#: problems that no later entry can avoid: a report stops at the first
+_STOPS_EVERY_ENTRY = frozenset({"models_root_missing", "digest_cache_insecure"})
 #: (component, role, artifact field) -> the real path that was checked (and hashed, for weights)
 Paths = dict[tuple[str, str, str], str]
 
@@ -61,42 +63,40 @@ def check_entry(component: str, role: str, entry: ModelEntry, root: _Root, cache
         actual = weights_digest(real, root.get(component, role), cache, **where)
         if actual != entry.weights_digest:
             raise WeightsDigestMismatch(
-                f"{rel!r} hashes to {actual}, but the mapping pins {entry.weights_digest}",
+                f"{shown(rel)} hashes to {actual}, but the mapping pins {entry.weights_digest}",
                 component=component, role=role, field="weights_digest",
                 hint="restore the pinned weights, or pin the new digest after review",
             )
     return spec
 
 
-def open_cache() -> DigestCache:
-    """The digest cache at ``$MM_CACHE_DIR``, else the user's cache directory."""
-    return DigestCache(default_cache_dir())
-
-
 def resolve_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> Resolution:
     """Every entry resolved and verified; the first problem raises."""
-    cache = cache or open_cache()
+    cache = open_cache() if cache is None else cache
     root, paths = _Root(), Paths()
-    specs = {
-        component: {role: check_entry(component, role, entry, root, cache, paths) for role, entry in roles.items()}
-        for component, roles in mapping.components.items()
-    }
+    with cache.batch():  # one store transaction for the whole mapping
+        specs = {
+            component: {role: check_entry(component, role, entry, root, cache, paths)
+                        for role, entry in roles.items()}
+            for component, roles in mapping.components.items()
+        }
     return Resolution(specs, paths)
 
 
 def verify_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> list[ModelManagerError]:
     """Every problem of every entry, for a report (``model-manager verify``)."""
-    cache = cache or open_cache()
+    cache = open_cache() if cache is None else cache
     root = _Root()
     problems: list[ModelManagerError] = []
-    for component, roles in mapping.components.items():
-        for role, entry in roles.items():
-            try:
-                check_entry(component, role, entry, root, cache, {})
-            except ModelManagerError as exc:
-                problems.append(exc)
-                if exc.code == "models_root_missing":
-                    return problems  # every later artifact would repeat it
+    with cache.batch():
+        for component, roles in mapping.components.items():
+            for role, entry in roles.items():
+                try:
+                    check_entry(component, role, entry, root, cache, {})
+                except ModelManagerError as exc:
+                    problems.append(exc)
+                    if exc.code in _STOPS_EVERY_ENTRY:
+                        return problems  # every later artifact would repeat it
     return problems
 
 

@@ -111,7 +111,10 @@ def test_modified_weights_are_caught_through_a_warm_cache(models_root: Path, map
 def test_unreadable_weights(models_root: Path, mapping: dict[str, Any], run_context: dict[str, str]) -> None:
     target = models_root / "optical_flow" / "raft_small.onnx"
     target.unlink()
-    target.mkdir()  # a folder where the file was: its digest is the (empty) folder's
+    target.mkdir()  # a folder where the file was: an empty model folder is never weights
+    err = _build(run_context, mapping)
+    assert err.code == "invalid_model_spec" and "empty model folder" in err.message
+    (target / "model.onnx").write_bytes(b"other")  # a folder of other bytes: its digest differs
     assert _build(run_context, mapping).code == "weights_digest_mismatch"
 
 
