@@ -2,9 +2,10 @@
 
 Verifies the profile, builds a ModelManager (network guard on, every local
 artifact checked against its pinned digest), resolves every component and
-writes ``manifest.json`` plus one NPZ per component with its provenance, then
-audits the run folder, lints the example's code for downloads, checks its
-licence inventory and prints a short summary.
+writes ``manifest.json`` plus one NPZ per component with its provenance (each
+recorded in the manifest), then audits the run folder against the manifest,
+lints the example's code for downloads, checks its licence inventory and
+prints a short summary.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main() -> int:
     import numpy as np
 
     from model_manager import ModelManager, cli
-    from model_manager.provenance import save_npz, write_manifest
+    from model_manager.provenance import save_output, write_manifest
 
     print(f"== verify {os.path.relpath(profile, REPO)} (MM_MODELS_ROOT={os.environ['MM_MODELS_ROOT']})")
     if cli.main(["verify", "--profile", profile]) != 0:
@@ -41,7 +42,7 @@ def main() -> int:
     mm = ModelManager(run_context, profile_path=profile)
     built_ms = (time.perf_counter() - start) * 1000
     run_dir = OUT / run_context["video_id"] / run_context["run_id"]
-    write_manifest(run_dir, mm)
+    write_manifest(run_dir, mm.run_record())
 
     print(f"\n== resolved {len(mm.components)} components in {built_ms:.1f} ms")
     for component in mm.components:
@@ -51,7 +52,7 @@ def main() -> int:
             print(f"  {component}/{role}: {spec.model_name}@{spec.model_version} "
                   f"{spec.runtime}/{spec.engine}/{spec.precision} on {spec.device} ({where})")
         outputs = {"frame_index": np.arange(4, dtype=np.int32), "features": np.zeros((4, 8), dtype=np.float32)}
-        save_npz(run_dir / f"{component}.npz", mm.npz_meta_for(component), **outputs)
+        save_output(run_dir, f"{component}.npz", mm.npz_meta_for(component), **outputs)
         print(f"    model_signature {mm.model_signature_for(component)}")
         print(f"    idempotency_key {mm.idempotency_key_for(component)}")
 

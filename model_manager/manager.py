@@ -10,7 +10,13 @@ from model_manager.errors import InvalidModelSpec, ModelMappingMissing, shown
 from model_manager.mapping.loader import ModelMapping, load_mapping, parse_run_context
 from model_manager.mapping.resolve import Paths, Specs, open_cache, resolve_mapping, roles_of, spec_of, triton_endpoints
 from model_manager.mapping.schema import ARTIFACT_FIELDS, WEIGHTS_FIELD, ResolvedModelSpec, RunContext
-from model_manager.provenance.signature import idempotency_key, model_signature, models_used
+from model_manager.provenance.signature import (
+    idempotency_key,
+    json_digest,
+    model_signature,
+    models_used,
+    run_context_digest,
+)
 
 
 class ModelManager:
@@ -71,14 +77,26 @@ class ModelManager:
         return {"models_used": self.models_used_for(component),
                 "model_signature": self.model_signature_for(component)}
 
-    def manifest_section(self) -> dict[str, Any]:
-        """``run.resolved_model_mapping`` of manifest.json: the mapping as resolved (devices filled in)."""
-        return {
+    def run_record(self) -> dict[str, Any]:
+        """manifest.json's ``run``, as plain JSON data for ``provenance.write_manifest``: the run context,
+        the mapping as resolved (devices filled in), a digest of each, and each component's
+        model_signature and idempotency key. ``audit_run_dir`` recomputes every value from the
+        run context and the mapping."""
+        context = self.run_context.model_dump()
+        mapping = {
             "schema_version": self.mapping.schema_version,
             "components": {
                 component: {role: _entry_as_resolved(spec) for role, spec in roles.items()}
                 for component, roles in self._specs.items()
             },
+        }
+        return {
+            "run_context": context,
+            "run_context_digest": run_context_digest(context),
+            "resolved_model_mapping": mapping,
+            "resolved_model_mapping_digest": json_digest(mapping),
+            "model_signatures": {c: self.model_signature_for(c) for c in self.components},
+            "idempotency_keys": {c: self.idempotency_key_for(c) for c in self.components},
         }
 
     def artifact_path(self, spec: ResolvedModelSpec, field: str) -> str:

@@ -15,6 +15,16 @@ def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def encodable(value: object) -> bool:
+    """Whether ``value`` has a canonical JSON form: JSON read from a file may hold lone surrogates
+    (``"\\udc80"``), which UTF-8 cannot encode, or values too deeply nested to serialise."""
+    try:
+        canonical_json(value)
+    except (UnicodeEncodeError, ValueError, TypeError, RecursionError):
+        return False
+    return True
+
+
 def sha256_tag(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -33,3 +43,13 @@ def idempotency_key(run_context: Mapping[str, str], component: str, signature: s
     context = {k: v for k, v in run_context.items() if k != "run_id"}
     return sha256_tag(canonical_json({"component": component, "model_signature": signature,
                                       "run_context": context}))
+
+
+def json_digest(value: object) -> str:
+    """``sha256:`` + SHA-256 of the canonical JSON of ``value``: what manifest.json records next to
+    run_context and the resolved mapping, so an edit to any of their fields shows."""
+    return sha256_tag(canonical_json(value))
+
+
+def run_context_digest(run_context: Mapping[str, Any]) -> str:
+    return json_digest(dict(run_context))

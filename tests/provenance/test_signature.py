@@ -137,8 +137,8 @@ def test_run_context_model_is_accepted(models_root: object, mapping: dict[str, A
     assert mm.run_context.video_id == "v1"
 
 
-def test_manifest_section_round_trips(mm: ModelManager) -> None:
-    section = json.loads(json.dumps(mm.manifest_section()))
+def test_run_record_mapping_round_trips(mm: ModelManager) -> None:
+    section = json.loads(json.dumps(mm.run_record()["resolved_model_mapping"]))
     reparsed = parse_mapping(section)
     flow = reparsed.components["core_optical_flow"]["flow"]
     assert flow.device == "cpu"  # filled in
@@ -148,3 +148,17 @@ def test_manifest_section_round_trips(mm: ModelManager) -> None:
     specs = unverified_specs(reparsed)
     for component in mm.components:
         assert model_signature(models_used(specs[component].values())) == mm.model_signature_for(component)
+
+
+def test_run_record_is_plain_json_recomputable_from_itself(mm: ModelManager) -> None:
+    record = mm.run_record()
+    assert json.loads(json.dumps(record)) == record
+    assert sorted(record) == ["idempotency_keys", "model_signatures", "resolved_model_mapping",
+                              "resolved_model_mapping_digest", "run_context", "run_context_digest"]
+    text = json.dumps(record["run_context"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert record["run_context_digest"] == "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert record["run_context"]["run_id"] == "r1"
+    text = json.dumps(record["resolved_model_mapping"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert record["resolved_model_mapping_digest"] == "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert record["model_signatures"] == {c: mm.model_signature_for(c) for c in mm.components}
+    assert record["idempotency_keys"] == {c: mm.idempotency_key_for(c) for c in mm.components}
