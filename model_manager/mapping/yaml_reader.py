@@ -32,7 +32,7 @@ class _DuplicateKey(Exception):
         self.key, self.line = key, line
 
 
-class StrictSafeLoader(_Base):  # type: ignore[misc]
+class StrictSafeLoader(_Base):
     """libyaml's parser (when present) with SafeConstructor and a duplicate-key check."""
 
 
@@ -52,7 +52,7 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
             raise _DuplicateKey(key, key_node.start_mark.line + 1)
         seen.add(key)
     loader.flatten_mapping(node)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)  # type: ignore[no-any-return]
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
 StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
