@@ -36,6 +36,7 @@ IDEMPOTENCY_KEY_MISMATCH: Final = "idempotency_key_mismatch"
 RUN_CONTEXT_MISMATCH: Final = "run_context_mismatch"
 USAGE_ERROR: Final = "usage_error"
 INTERRUPTED: Final = "interrupted"
+KERNEL_GUARD_UNAVAILABLE: Final = "kernel_guard_unavailable"
 
 #: code -> (when it is raised, what usually fixes it). docs/errors.md is built from this.
 CODES: Final[dict[str, tuple[str, str]]] = {
@@ -147,6 +148,12 @@ CODES: Final[dict[str, tuple[str, str]]] = {
     INTERRUPTED: (
         "The command was interrupted (Ctrl-C, SIGINT) before it finished.",
         "Run it again; nothing it wrote is left half-written.",
+    ),
+    KERNEL_GUARD_UNAVAILABLE: (
+        "The network guard's kernel mode was asked for, but this kernel or process cannot apply it "
+        "(no Landlock network rules, no seccomp, another architecture, or threads it cannot cover).",
+        "Run on Linux 6.7+ with Landlock enabled, activate kernel mode before starting threads, or "
+        "leave MM_GUARD_KERNEL unset and accept the documented limits of the default mode.",
     ),
 }
 
@@ -388,6 +395,14 @@ class RunContextMismatch(ModelManagerError):
     """The manifest's run_context differs from the digest recorded when the run was written."""
 
     code = RUN_CONTEXT_MISMATCH
+
+
+class KernelGuardUnavailable(ModelManagerError):
+    """The network guard's kernel mode was asked for, but this kernel or process cannot apply it (no
+    Landlock network rules, no seccomp, another architecture, or threads it cannot cover)."""
+
+    code = KERNEL_GUARD_UNAVAILABLE
+    exit_status = 3
 
 
 class UsageError(ModelManagerError):
