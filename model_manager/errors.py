@@ -243,184 +243,126 @@ def _rebuild(cls: type[ModelManagerError], message: str, kwargs: dict[str, Any])
 
 
 class ModelMappingMissing(ModelManagerError):
-    """No mapping was given, or the component or role asked for is not in it."""
-
     code = MODEL_MAPPING_MISSING
 
 
 class InvalidModelSpec(ModelManagerError):
-    """The mapping breaks its contract (docs/mapping.md): a missing pinned field, an unknown key, a bad value,
-    a duplicate YAML key, a path that leaves the models root."""
-
     code = INVALID_MODEL_SPEC
 
 
 class InvalidRunContext(ModelManagerError):
-    """The run context lacks a required field, has an unknown one, or a value is not a string."""
-
     code = INVALID_RUN_CONTEXT
 
 
 class ModelsRootMissing(ModelManagerError):
-    """In-process artifacts are named but MM_MODELS_ROOT is unset or not a folder."""
-
     code = MODELS_ROOT_MISSING
     exit_status = 3
 
 
 class ModelArtifactMissing(ModelManagerError):
-    """An artifact named in the mapping is not on the local filesystem."""
-
     code = MODEL_ARTIFACT_MISSING
 
 
 class WeightsDigestMismatch(ModelManagerError):
-    """The local artifact's sha256 differs from the pinned weights_digest."""
-
     code = WEIGHTS_DIGEST_MISMATCH
 
 
 class TritonUnavailable(ModelManagerError):
-    """The Triton server at the mapped endpoint cannot be reached or is not ready."""
-
     code = TRITON_UNAVAILABLE
     exit_status = 3
 
 
 class TritonModelNotFound(ModelManagerError):
-    """The Triton server does not serve the mapped model name and version, or its I/O differs."""
-
     code = TRITON_MODEL_NOT_FOUND
 
 
 class TritonInferFailed(ModelManagerError):
-    """Triton refused or failed an inference request."""
-
     code = TRITON_INFER_FAILED
 
 
 class OnnxRuntimeMissing(ModelManagerError):
-    """An ONNX model runs in-process but onnxruntime (or the provider for its device) is absent."""
-
     code = ONNXRUNTIME_MISSING
     exit_status = 3
 
 
 class ProvenanceInvalid(ModelManagerError):
-    """A manifest.json or an NPZ output lacks readable provenance (models_used, model_signature)."""
-
     code = PROVENANCE_INVALID
 
 
 class ModelSignatureMismatch(ModelManagerError):
-    """An output's model_signature differs from what the run's manifest says for its component."""
-
     code = MODEL_SIGNATURE_MISMATCH
 
 
 class NetworkAccessForbidden(ModelManagerError):
-    """Code tried to reach the network outside loopback and the mapped Triton endpoints."""
-
     code = NETWORK_ACCESS_FORBIDDEN
 
 
 class LintConfigInvalid(ModelManagerError):
-    """The [tool.mm-lint] table of pyproject.toml has an unknown key or a value of the wrong type."""
-
     code = LINT_CONFIG_INVALID
 
 
 class LicenseInventoryInvalid(ModelManagerError):
-    """The licence inventory cannot be read or has no table with model_name and licence columns."""
-
     code = LICENSE_INVENTORY_INVALID
 
 
 class LintFixUnavailable(ModelManagerError):
-    """mm-lint --fix or --diff was asked for but libcst is not installed."""
-
     code = LINT_FIX_UNAVAILABLE
     exit_status = 3
 
 
 class DigestCacheInsecure(ModelManagerError):
-    """The digest cache folder, its key or its store can be written by another user, or is not a plain
-    folder or file owned by this user."""
-
     code = DIGEST_CACHE_INSECURE
     exit_status = 3
 
 
 class EnvironmentFailure(ModelManagerError):
-    """The operating system refused or failed an operation: a read error (EIO), a permission, a symbolic-
-    link loop, a full disk, a closed output pipe."""
-
     code = ENVIRONMENT_FAILURE
     exit_status = 3
 
 
 class OutputInvalid(ModelManagerError):
-    """An output to be written breaks the rules of outputs: an object array (needs pickle to read), an
-    array called 'meta', or meta that is not models_used and model_signature."""
-
     code = OUTPUT_INVALID
 
 
 class OutputMissing(ModelManagerError):
-    """The run's manifest records an output that is not in the run folder (or is not a regular file)."""
-
     code = OUTPUT_MISSING
 
 
 class OutputDigestMismatch(ModelManagerError):
-    """An output's bytes (sha256) or component differ from what the run's manifest recorded."""
-
     code = OUTPUT_DIGEST_MISMATCH
 
 
 class OutputUnrecorded(ModelManagerError):
-    """An NPZ in the run folder is not recorded in the run's manifest."""
-
     code = OUTPUT_UNRECORDED
 
 
 class IdempotencyKeyMismatch(ModelManagerError):
-    """A recorded idempotency key differs from the one recomputed from the manifest's run_context and
-    signatures."""
-
     code = IDEMPOTENCY_KEY_MISMATCH
 
 
 class RunContextMismatch(ModelManagerError):
-    """The manifest's run_context differs from the digest recorded when the run was written."""
-
     code = RUN_CONTEXT_MISMATCH
 
 
 class KernelGuardUnavailable(ModelManagerError):
-    """The network guard's kernel mode was asked for, but this kernel or process cannot apply it (no
-    Landlock network rules, no seccomp, another architecture, or threads it cannot cover)."""
-
     code = KERNEL_GUARD_UNAVAILABLE
     exit_status = 3
 
 
 class UsageError(ModelManagerError):
-    """The command line is malformed: an unknown option, a missing argument, a bad value."""
-
     code = USAGE_ERROR
     exit_status = 2
 
 
 class Interrupted(ModelManagerError):
-    """The command was interrupted (Ctrl-C, SIGINT) before it finished."""
-
     code = INTERRUPTED
     exit_status = 130
 
 
 #: code -> subclass; ``error_for(code, ...)`` builds the right one.
 BY_CODE: Final[dict[str, type[ModelManagerError]]] = {cls.code: cls for cls in ModelManagerError.__subclasses__()}
+for _cls in BY_CODE.values():
+    _cls.__doc__ = CODES[_cls.code][0]  # the one text of when it is raised, as docs/errors.md shows it
 #: codes whose cause lies outside the mapping and the code: the command line exits 3 for them.
 ENVIRONMENT_CODES: Final = frozenset(code for code, cls in BY_CODE.items() if cls.exit_status == 3)
 
