@@ -11,9 +11,9 @@ TEST_STAMP := $(VENV)/.installed-test
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# The demo needs only the runtime's own dependencies.
+# The demo needs only the runtime and its Triton client (it serves a Triton role from the fake server).
 $(DEMO_STAMP): pyproject.toml Makefile | $(PY)
-	$(PIP) install -e .
+	$(PIP) install -e '.[triton]'
 	touch $@
 
 # The tests need the dev extra, and wheels for the offline pre-commit test (its hook

@@ -11,12 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "model_manager"
 #: each unit may import only the units listed (lazy imports inside functions count too)
 ALLOWED = {
-    "errors": set(), "version": set(), "policy": set(), "runtimes": {"errors"},
+    "errors": set(), "version": set(), "policy": set(), "runtimes": {"errors", "mapping"},
     "artifacts": {"errors"},
     "mapping": {"errors", "artifacts"},
     "provenance": {"errors", "mapping"},
     "guard": {"errors", "policy"},
-    "manager": {"errors", "mapping", "artifacts", "provenance", "guard"},
+    "manager": {"errors", "mapping", "artifacts", "provenance", "guard", "runtimes"},
     "cli": {"errors", "version", "mapping", "artifacts", "provenance"},
     "<package>": {"errors", "version", "manager", "mapping"},
 }
