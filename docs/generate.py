@@ -15,9 +15,11 @@ from pathlib import Path
 from model_manager.errors import BY_CODE, CODES
 from model_manager.policy import (
     CATALOGUE,
+    DOWNLOAD_MODULES,
     DOWNLOAD_PROGRAMS,
     GIT_NETWORK_SUBCOMMANDS,
     LOOPBACK_URL,
+    NETWORK_STACKS,
     OFFLINE_ENV,
     OFFLINE_MODULE_FLAGS,
     PATH,
@@ -105,8 +107,18 @@ def render_forbidden_calls() -> str:
     out += [f"- `{key}={value}`" for key, value in OFFLINE_ENV.items()]
     out += ["", "Module flags of libraries imported before the guard (they cached the environment):", ""]
     out += [f"- `{module}.{attr} = {value!r}`" for module, attr, value in OFFLINE_MODULE_FLAGS]
-    out += ["", f"Download programs refused in child processes: {len(DOWNLOAD_PROGRAMS)} names, listed under MM501.",
-            ""]
+    out += ["", f"Download programs refused in child processes: {len(DOWNLOAD_PROGRAMS)} names, listed under MM501;",
+            "`python -m` with " + ", ".join(f"`{m}`" for m in DOWNLOAD_MODULES) + ".", ""]
+    out += ["## Network stacks in C the guard refuses to import", "",
+            "Their traffic never passes through Python, so no layer of the default mode sees it. Once the",
+            "guard is on, importing one raises `NetworkStackRefused` (an `ImportError` with the code",
+            "`network_access_forbidden`): a library probing for one as an optional speed-up falls back.",
+            "One imported before the guard is reported by `guard.unguarded_stacks()` and",
+            "`guard.integrity_problems()`.", "",
+            "| library | modules | what it does in C | instead |", "|---|---|---|---|"]
+    out += [f"| {_cell(s.library)} | {', '.join(f'`{m}`' for m in s.modules)} | {_cell(s.why)} | {_cell(s.instead)} |"
+            for s in NETWORK_STACKS]
+    out.append("")
     return "\n".join(out)
 
 

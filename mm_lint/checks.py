@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import shlex
 from urllib.parse import urlsplit
 
 from mm_lint.names import Scope
 from mm_lint.rules import HTTP_VERBS, METHOD_FIRST, URL_KWARGS, Match, Rule
 from model_manager import policy
-from model_manager.guard.support import is_loopback
+from model_manager.guard import argv
+from model_manager.guard.addresses import is_loopback
 
 _ABSENT = object()
 _UNKNOWN = object()  # the argument may be hidden in *args / **kwargs
@@ -127,55 +127,33 @@ def check_http(match: Match, scope: Scope, call: ast.Call, qualname: str,
     return url_verdict(scope, arg, allowed)
 
 
-def _argv_words(scope: Scope, call: ast.Call) -> list[list[str]] | None:
-    """Each command of the call as words, when the checker can read it."""
+def _command(scope: Scope, call: ast.Call) -> list[str | None] | str | None:
+    """The command as words (None: a word the checker cannot read), the text of a shell
+    command, or None when the checker cannot read the command at all."""
     arg = argument(call, "args", 0)
     if not isinstance(arg, ast.expr):
         return None
     arg = scope.constant(arg)
     if isinstance(arg, (ast.List, ast.Tuple)):
-        words = []
+        words: list[str | None] = []
         for elt in arg.elts:
+            if isinstance(elt, ast.Starred):
+                break  # how many words it holds is unknown: judge only what comes before
             known, value = scope.literal(elt)
-            if not (known and isinstance(value, str)):
-                words.append("")
-            else:
-                words.append(value)
-        return [words] if words and words[0] else None
+            words.append(value if known and isinstance(value, str) else None)
+        return words or None
     known, value = scope.literal(arg)
-    if known and isinstance(value, str):
-        commands: list[list[str]] = [[]]
-        try:
-            lexer = shlex.shlex(value, posix=True, punctuation_chars=True)
-            lexer.whitespace_split = True
-            for tok in lexer:
-                if tok in ("&&", "||", ";", "|", "&", "(", ")"):
-                    commands.append([])
-                else:
-                    commands[-1].append(tok)
-        except ValueError:
-            return None
-        return [c for c in commands if c]
-    return None
+    return value if known and isinstance(value, str) else None
 
 
 def check_subprocess(rule: Rule, scope: Scope, call: ast.Call) -> str | None:
-    """Only a command the checker can read and that is a download program is a finding."""
-    commands = _argv_words(scope, call)
-    if not commands:
+    """A command the checker can read that reaches the network, as the runtime guard reads it
+    (the same interpreter: model_manager.guard.argv). Unreadable words are never judged."""
+    command = _command(scope, call)
+    if command is None:
         return None
-    for command in commands:
-        words = command[1:] if command[0].rsplit("/", 1)[-1] in ("env", "sudo", "exec", "nohup") and \
-            len(command) > 1 else command
-        prog = words[0].rsplit("/", 1)[-1]
-        if prog == "git":
-            sub = next((w for w in words[1:] if w and not w.startswith("-")), "")
-            if sub in policy.GIT_NETWORK_SUBCOMMANDS:
-                return f"runs `git {sub}`"
-            continue
-        if prog in rule.command_names:
-            return f"runs `{prog}`"
-    return None
+    finding = argv.scan_shell(command) if isinstance(command, str) else argv.scan_argv(command)
+    return None if finding is None else f"runs {finding.describe()}"
 
 
 # datasets' packaged builders read the data_files/data_dir they are given from disk;

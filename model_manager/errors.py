@@ -296,6 +296,15 @@ class ModelSignatureMismatch(ModelManagerError):
 class NetworkAccessForbidden(ModelManagerError):
     code = NETWORK_ACCESS_FORBIDDEN
 
+    def __init__(self, message: str = "", *, host: str | None = None, port: int | None = None,
+                 library: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.host, self.port, self.library = host, port, library
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # host, port and library travel as state: xdist and multiprocessing pickle the refusal
+        return (*super().__reduce__(), {"host": self.host, "port": self.port, "library": self.library})
+
 
 class LintConfigInvalid(ModelManagerError):
     code = LINT_CONFIG_INVALID

@@ -77,11 +77,61 @@ DOWNLOAD_PROGRAMS: Final[tuple[str, ...]] = (
     "curl", "wget", "wget2", "aria2c", "axel", "lftp", "ftp", "tftp", "sftp", "scp", "rsync",
     "ssh", "nc", "ncat", "netcat", "socat", "telnet", "http", "https", "xh", "gsutil", "gcloud",
     "aws", "az", "s5cmd", "rclone", "azcopy", "huggingface-cli", "hf", "git-lfs", "gdown",
-    "pip", "pip3", "uv", "conda", "mamba", "apt", "apt-get",
+    "pip", "pip3", "uv", "uvx", "pipx", "poetry", "pdm", "conda", "mamba", "micromamba", "pixi",
+    "apt", "apt-get", "dnf", "yum", "apk", "npm", "npx", "yarn", "pnpm", "cargo", "gem",
+    "ollama", "kaggle", "dvc", "modelscope", "svn", "hg", "yt-dlp", "youtube-dl", "lynx", "w3m",
+    "websocat", "grpcurl", "dig", "nslookup", "ping", "traceroute", "torsocks", "proxychains",
 )
 #: git is local most of the time; only these subcommands reach a remote.
 GIT_NETWORK_SUBCOMMANDS: Final[tuple[str, ...]] = (
     "clone", "fetch", "pull", "push", "ls-remote", "lfs", "submodule", "remote", "archive",
+    "send-email", "request-pull", "svn", "p4", "http-fetch", "http-push", "fetch-pack", "send-pack",
+    "imap-send", "maintenance",
+)
+#: ``python -m MODULE`` runs a download program when MODULE (its first dotted part) is one of these.
+DOWNLOAD_MODULES: Final[tuple[str, ...]] = (
+    "pip", "uv", "pipx", "poetry", "conda", "huggingface_hub", "gdown", "wget", "yt_dlp", "youtube_dl",
+    "twine", "kaggle", "dvc", "modelscope", "ftplib", "telnetlib",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkStack:
+    """A library that resolves names or opens sockets in C, where no Python-level layer sees it.
+
+    Once the guard is on, importing any of ``modules`` (or a submodule) is refused with an
+    ``ImportError`` subclass, so a library probing for it as an optional speed-up falls back to
+    the guarded path; one imported before the guard is reported by ``guard.unguarded_stacks()``.
+    """
+
+    library: str                 # distribution
+    modules: tuple[str, ...]     # import names refused
+    why: str                     # what it does in C
+    instead: str                 # what the guarded process uses instead
+
+
+NETWORK_STACKS: Final[tuple[NetworkStack, ...]] = (
+    NetworkStack("uvloop", ("uvloop",),
+                 "libuv's event loop connects, sends and resolves names in C.",
+                 "asyncio's own event loop (the default)."),
+    NetworkStack("aiodns", ("aiodns",),
+                 "DNS through c-ares: a query for any name leaves from C.",
+                 "aiohttp falls back to its threaded resolver (socket.getaddrinfo, guarded)."),
+    NetworkStack("pycares", ("pycares",),
+                 "c-ares bindings: DNS queries are sent from C.",
+                 "socket.getaddrinfo (guarded)."),
+    NetworkStack("pycurl", ("pycurl", "curl"),
+                 "libcurl resolves and connects in C, for every protocol it knows.",
+                 "requests, httpx or urllib (guarded); better, files prepared before the run."),
+    NetworkStack("curl_cffi", ("curl_cffi",),
+                 "libcurl(-impersonate) resolves and connects in C.",
+                 "requests, httpx or urllib (guarded)."),
+    NetworkStack("gevent (c-ares resolver)", ("gevent.resolver.cares", "gevent.resolver.ares"),
+                 "gevent's optional c-ares resolver sends DNS queries from C.",
+                 "gevent's default thread resolver (socket.getaddrinfo, guarded)."),
+    NetworkStack("awscrt", ("awscrt", "_awscrt"),
+                 "The AWS Common Runtime: HTTP, S3 and DNS clients in C.",
+                 "nothing: prepare files before the run."),
 )
 
 #: Set in os.environ before anything imports the libraries (they read them at import).

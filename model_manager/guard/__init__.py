@@ -1,403 +1,286 @@
 """The runtime network guard: nothing leaves this machine but traffic to the mapped Triton endpoints.
 
-``activate(allow=...)`` is process-wide and idempotent (allow-lists add up). Layers:
-offline switches (``guard_support``), a Python-level check on socket connect,
-``connect_ex``, ``sendto``/``sendmsg`` and name resolution, a permanent audit hook
-that backs them up (gevent sockets, saved references, a reloaded ``socket``,
-child-process download tools) and a check of gRPC targets. Standard library only;
-see docs/network-guard.md.
+``activate(allow=...)`` is process-wide and idempotent (allow-lists add up). Layers: offline
+switches and cleared proxy variables (``switches``), checks on socket creation, connect,
+``sendto``/``sendmsg`` and name resolution (``sockets``, Python level), a permanent audit hook
+behind them (``audit``), child processes (``children`` + ``argv``), gRPC targets
+(``grpc_targets``), C network stacks refused at import (``stacks``), and on request the kernel
+(``kernel``, irreversible). Standard library only; docs/network-guard.md says what each layer
+guarantees and what it does not.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator
-from typing import Any, NoReturn
 
-from model_manager.errors import NetworkAccessForbidden
-from model_manager.guard import audit as _audit
-from model_manager.guard import support as _support
-from model_manager.guard.support import BlockedAttempt, find_refusal, parse_allow
-from model_manager.guard.support import ip_or_none as _ip
-from model_manager.guard.support import is_loopback as _is_loopback
-from model_manager.guard.support import port_or_none as _port
-from model_manager.guard.support import text as _text
+from model_manager.errors import InvalidModelSpec, KernelGuardUnavailable
+from model_manager.guard import (
+    audit,
+    checks,
+    children,
+    grpc_targets,
+    imports,
+    integrity,
+    opensockets,
+    patches,
+    sockets,
+    stacks,
+    switches,
+)
+from model_manager.guard.addresses import ip_or_none, network_or_none, parse_allow
+from model_manager.guard.checks import check_endpoint, check_resolve
+from model_manager.guard.grpc_targets import check_grpc_target
+from model_manager.guard.record import BlockedAttempt, RefusedImport, find_refusal
+from model_manager.guard.state import LOCK, STATE
 
-__all__ = ["BlockedAttempt", "activate", "activate_from_env", "allowed", "allowing", "blocked_attempts",
-           "check_endpoint", "check_grpc_target", "check_resolve", "clear_blocked_attempts", "find_refusal",
-           "deactivate", "integrity_problems", "is_active", "parse_allow", "refusal_count", "set_context",
-           "suspended"]
+__all__ = ["BlockedAttempt", "RefusedImport", "activate", "activate_from_env", "allowed", "allowing",
+           "blocked_attempts", "check_endpoint", "check_grpc_target", "check_resolve", "clear_blocked_attempts",
+           "cleared_proxies", "deactivate", "find_refusal", "integrity_problems", "is_active", "kernel_ports",
+           "parse_allow", "refusal_count", "refused_imports", "set_context", "suspended", "unguarded_sockets",
+           "unguarded_stacks"]
 
 ENV_SWITCH = "MM_NETWORK_GUARD"          # "1": a spawned child with the startup hook activates
-ENV_ALLOW = "MM_NETWORK_GUARD_ALLOW"     # comma-separated host:port list for that child
+ENV_ALLOW = "MM_NETWORK_GUARD_ALLOW"     # comma-separated allow-list for that child
+ENV_KERNEL = "MM_GUARD_KERNEL"           # "1": every activation also applies kernel mode
+ENV_KERNEL_PORTS = "MM_GUARD_KERNEL_PORTS"  # comma-separated extra TCP ports kernel mode allows
+
+_WATCHED = frozenset({"socket", "subprocess", *grpc_targets.MODULES, *switches.FLAG_MODULES})
 
 
-_LOOPBACK_FAST = frozenset({"127.0.0.1", "::1", "localhost"})
-# A loopback DNS stub (systemd-resolved on 127.0.0.53) forwards queries off the host.
-_DNS_PORTS = frozenset({53, 853, 5353})
+# ---------------------------------------------------------------- switching on and off
+def activate(allow: Iterable[str] = (), *, kernel: bool = False, kernel_ports: Iterable[int] = ()) -> None:
+    """Turn the guard on for the whole process (idempotent; ``allow`` adds entries: ``host:port``,
+    ``[v6]:port`` or a network ``192.0.2.0/24[:port]``, ``[2001:db8::/32]:port``).
 
-_lock = threading.RLock()
-_tls = threading.local()
-_on = False                      # the audit hook's switch; read on every audited event
-_hook_installed = False
-_allow_entries: dict[tuple[str, int], str] = {}      # (host, port) -> entry as given
-_allowed_names: set[tuple[str, int | None]] = set()         # hostnames: resolve once, that pair only
-_allowed_addrs: set[tuple[str, int | None]] = set()         # IP literals and pinned resolutions
-_resolved: dict[tuple[str, int], list[Any]] = {}     # (name, port) -> getaddrinfo result
-_blocked: list[BlockedAttempt] = []
-_refusals = 0                    # monotonic: clearing the record does not hide a refusal
-_context: str | None = None
-_saved: dict[tuple[Any, str], Any] = {}              # (owner, attr) -> original (None: absent)
-
-_orig_getaddrinfo = socket.getaddrinfo
+    ``kernel=True`` (or ``MM_GUARD_KERNEL=1`` in the environment) also applies kernel mode,
+    irreversibly, allowing TCP connects only to the allow-list's ports, ``kernel_ports`` and
+    ``MM_GUARD_KERNEL_PORTS``. If kernel mode cannot be applied, ``KernelGuardUnavailable`` is
+    raised with the default mode on.
+    """
+    want_kernel = kernel or os.environ.get(ENV_KERNEL) == "1"
+    extra = _ports(kernel_ports, "kernel_ports") + _env_ports() if want_kernel else []
+    _activate(allow)
+    if want_kernel:
+        _apply_kernel(extra)
 
 
-# ---------------------------------------------------------------- the checks
-def check_endpoint(host: object, port: object, op: str = "connect", layer: str = "python") -> None:
-    """Refuse (raise and record) unless host:port is loopback or an allowed pair."""
-    name = _text(host)
-    p = _port(port)
-    if _is_loopback(name) or name.lower() == "localhost":
-        if p not in _DNS_PORTS or (name, p) in _allowed_addrs:
-            return
-    elif (ip := _ip(name)) is not None:
-        if (ip.compressed, p) in _allowed_addrs:
-            return
-    elif (name.lower().rstrip("."), p) in _allowed_names:
-        return
-    _refuse(op, name, p, layer)
-
-
-def _check_address(address: object, op: str, layer: str) -> None:
-    # Shape, not family: a str/bytes address is AF_UNIX, a tuple starting with an int is
-    # netlink (kernel-local); anything else with a str first item is an inet-style address.
-    if address.__class__ is tuple:
-        host = address[0]
-        if host in _LOOPBACK_FAST:
-            if address[1] not in _DNS_PORTS:
-                return
-        elif host.__class__ is int:
-            return
-        check_endpoint(host, address[1] if len(address) > 1 else None, op, layer)
-
-
-def check_resolve(host: object, port: object = None, op: str = "getaddrinfo",
-                  layer: str = "python") -> None:
-    """Name resolution: IP literals and localhost resolve locally; a name only if allowed."""
-    if host is None or host in _LOOPBACK_FAST or host == "" or host == b"":
-        return
-    name = _text(host)
-    if _ip(name) is not None or name.lower() == "localhost":
-        return
-    key = name.lower().rstrip(".")
-    p = _port(port)
-    if (key, p) in _allowed_names or (p is None and any(n == key for n, _ in _allowed_names)):
-        return
-    _refuse(op, name, p, layer)
-
-
-def check_grpc_target(target: str) -> None:
-    """gRPC connects from C: check the target string before a channel is made."""
-    if not _on:
-        return
-    for host, port in _support.grpc_endpoints(target):
-        check_endpoint(host, port, "grpc channel", "grpc")
-
-
-def _refuse(op: str, host: str, port: int | None, layer: str) -> NoReturn:
-    library, chain = _support.calling_library(sys._getframe(2))
-    attempt = BlockedAttempt(op, host, port, library, chain, layer, _context, os.getpid(), time.time())
-    global _refusals
-    with _lock:
-        _blocked.append(attempt)
-        _refusals += 1
-    where = f" to {host}:{port}" if port is not None else ("" if layer == "subprocess" else f" to {host}")
-    test = f" in test {_context}" if _context else ""
-    allowed = ", ".join(sorted(_allow_entries.values())) or "none"
-    exc = NetworkAccessForbidden(
-        f"{op}{where} refused{test}: called from {library} (stack: {chain}); "
-        f"allowed: loopback, unix sockets, mapped Triton endpoints ({allowed})")
-    exc.host, exc.port, exc.library = host, port, library  # type: ignore[attr-defined]
-    raise exc
-
-
-# ---------------------------------------------------------------- allowed names: resolve once
-def _pinned(host: str, port: int) -> list[Any]:
-    key = (host.lower().rstrip("."), port)
-    with _lock:
-        if key not in _resolved:
-            _tls.resolving = True
-            try:
-                result = _orig_getaddrinfo(key[0], port, 0, socket.SOCK_STREAM)
-            finally:
-                _tls.resolving = False
-            _resolved[key] = result
-            _allowed_addrs.update((_ip(str(ai[4][0])).compressed, port) for ai in result)  # type: ignore[union-attr]
-        return _resolved[key]
-
-
-def _getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
-                 flags: int = 0) -> list[Any]:
-    check_resolve(host, port, "getaddrinfo")
-    p = _port(port)
-    if isinstance(host, (str, bytes)) and p is not None and (_text(host).lower().rstrip("."), p) in _allowed_names:
-        return [(f, socket.SocketKind(type) if type else t, proto or pr, c, a)
-                for f, t, pr, c, a in _pinned(_text(host), p) if family in (0, f)]
-    return _orig_getaddrinfo(host, port, family, type, proto, flags)
-
-
-def _gethostbyname(hostname: Any) -> Any:
-    check_resolve(hostname, None, "gethostbyname")
-    return _next["gethostbyname"](_pinned_host(hostname))
-
-
-def _gethostbyname_ex(hostname: Any) -> Any:
-    check_resolve(hostname, None, "gethostbyname_ex")
-    return _next["gethostbyname_ex"](_pinned_host(hostname))
-
-
-def _pinned_host(hostname: Any) -> Any:
-    key = _text(hostname).lower().rstrip(".")
-    ports = sorted(p for n, p in _allowed_names if n == key and p is not None)
-    return _pinned(key, ports[0])[0][4][0] if ports else hostname
-
-
-def _gethostbyaddr(ip_address: Any) -> Any:
-    if not _is_loopback(_text(ip_address)) and _text(ip_address) != "localhost":
-        _refuse("gethostbyaddr (reverse DNS)", _text(ip_address), None, "python")
-    return _next["gethostbyaddr"](ip_address)
-
-
-def _getnameinfo(sockaddr: Any, flags: int) -> Any:
-    if not flags & socket.NI_NUMERICHOST and not _is_loopback(_text(sockaddr[0])):
-        _refuse("getnameinfo (reverse DNS)", _text(sockaddr[0]), _port(sockaddr[1]), "python")
-    return _next["getnameinfo"](sockaddr, flags)
-
-
-# ---------------------------------------------------------------- socket methods
-# The next implementation down the chain (usually the C method): filled in by _apply_python_layer.
-_next: dict[str, Any] = {}
-_next_connect: Any = socket.socket.connect        # the hot two, as globals: one lookup cheaper
-_next_connect_ex: Any = socket.socket.connect_ex
-
-
-def _pin_address(sock: socket.socket, address: Any) -> Any:
-    if address.__class__ is tuple and len(address) >= 2 and address[0] not in _LOOPBACK_FAST \
-            and isinstance(address[0], str) and (address[0].lower().rstrip("."), address[1]) in _allowed_names:
-        for family, _, _, _, sockaddr in _pinned(address[0], address[1]):
-            if family == sock.family:
-                return sockaddr
-    return address
-
-
-def _connect(self: socket.socket, address: Any) -> None:
-    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST and address[1] not in _DNS_PORTS:
-        return _next_connect(self, address)  # fast path: loopback
-    _check_address(address, "connect", "python")
-    return _next["connect"](self, _pin_address(self, address))
-
-
-def _connect_ex(self: socket.socket, address: Any) -> int:
-    if address.__class__ is tuple and address[0] in _LOOPBACK_FAST and address[1] not in _DNS_PORTS:
-        return _next_connect_ex(self, address)  # fast path: loopback
-    _check_address(address, "connect_ex", "python")
-    return _next["connect_ex"](self, _pin_address(self, address))
-
-
-def _sendto(self: socket.socket, data: Any, flags_or_address: Any, *address: Any) -> int:
-    _check_address(address[0] if address else flags_or_address, "sendto", "python")
-    return _next["sendto"](self, data, flags_or_address, *address)
-
-
-def _sendmsg(self: socket.socket, buffers: Any, *rest: Any) -> int:
-    if len(rest) >= 3 and rest[2] is not None:
-        _check_address(rest[2], "sendmsg", "python")
-    return _next["sendmsg"](self, buffers, *rest)
-
-
-def _patches() -> list[tuple[Any, str, Any]]:
-    cls = socket.socket
-    return [
-        (cls, "connect", _connect), (cls, "connect_ex", _connect_ex),
-        (cls, "sendto", _sendto), (cls, "sendmsg", _sendmsg),
-        (socket, "getaddrinfo", _getaddrinfo),
-        (socket, "gethostbyname", _gethostbyname), (socket, "gethostbyname_ex", _gethostbyname_ex),
-        (socket, "gethostbyaddr", _gethostbyaddr), (socket, "getnameinfo", _getnameinfo),
-    ]
-
-
-def _apply_python_layer() -> None:
-    """(Re)install the Python-level wrappers; also run after ``importlib.reload(socket)``."""
-    global _orig_getaddrinfo, _next_connect, _next_connect_ex
-    with _lock:
-        for owner, attr, wrapper in _patches():
-            current = owner.__dict__.get(attr)
-            if getattr(current, "__module__", None) == __name__:
-                continue
-            _saved[(owner, attr)] = current
-            _next[attr] = current if current is not None else getattr(owner, attr)
-            if owner is socket and attr == "getaddrinfo":
-                _orig_getaddrinfo = _next[attr]
-            setattr(owner, attr, wrapper)
-        _next_connect, _next_connect_ex = _next["connect"], _next["connect_ex"]
-
-
-def _remove_python_layer() -> None:
-    global _orig_getaddrinfo
-    with _lock:
-        for (owner, attr), orig in _saved.items():
-            if orig is None:
-                with contextlib.suppress(AttributeError):
-                    delattr(owner, attr)
-            else:
-                setattr(owner, attr, orig)
-        _saved.clear()
-        _orig_getaddrinfo = socket.getaddrinfo
-
-
-# ---------------------------------------------------------------- the audit hook
-_AUDIT: dict[str, Any] = _audit.handlers(sys.modules[__name__])
-_audit_connect = _AUDIT["socket.connect"]
-
-
-def _audit_hook(event: str, args: tuple[Any, ...], _get: Any = _AUDIT.get, _connect: Any = _audit_connect,
-                _fast: frozenset[str] = _LOOPBACK_FAST, _dns: frozenset[int] = _DNS_PORTS) -> None:
-    if _on:  # the fast path: one global read and one dict probe for every audited event
-        handler = _get(event)
-        if handler is not None:
-            if handler is _connect:  # the hot one, inlined: loopback connects cost no extra call
-                address = args[1]
-                if address.__class__ is tuple and address[0] in _fast and address[1] not in _dns:
-                    return
-            handler(args)
-
-
-# ---------------------------------------------------------------- public API
-def activate(allow: Iterable[str] = ()) -> None:
-    """Turn the guard on for the whole process (idempotent; ``allow`` adds host:port pairs)."""
-    global _on, _hook_installed
-    if isinstance(allow, str):
-        allow = [allow]
-    parsed = {parse_allow(entry): entry for entry in allow}  # all or nothing: parse first
-    with _lock:
+def _activate(allow: Iterable[str]) -> None:
+    entries = [allow] if isinstance(allow, str) else list(allow)
+    parsed = {parse_allow(entry): entry for entry in entries}  # all or nothing: parse first
+    with LOCK:
+        was_on = STATE.activated
         for (host, port), entry in parsed.items():
-            _allow_entries[(host, port)] = entry
-            (_allowed_addrs if _ip(host) is not None else _allowed_names).add((host, port))
-        if not _hook_installed:
-            sys.addaudithook(_audit_hook)  # permanent by design: it cannot be removed
-            _hook_installed = True
-        _support.apply_offline_switches()
-        _support.install_import_hook(_after_import)
-        _apply_python_layer()
+            STATE.entries[(host, port)] = entry
+            network = network_or_none(host)
+            if network is not None:
+                if (network, port) not in STATE.networks:
+                    STATE.networks.append((network, port))
+            elif ip_or_none(host) is not None:
+                STATE.addrs.add((host, port))
+            else:
+                STATE.names.add((host, port))
+        integrity.repair()
+        if not STATE.hook_installed:
+            sys.addaudithook(audit.HOOK)  # permanent by design: it cannot be removed
+            STATE.hook_installed = True
+        switches.apply()
+        imports.install(_WATCHED, _after_import)
+        sockets.install()
+        children.install()
+        grpc_targets.install()
         os.environ[ENV_SWITCH] = "1"
-        os.environ[ENV_ALLOW] = ",".join(sorted(_allow_entries.values()))
-        _on = True
+        os.environ[ENV_ALLOW] = ",".join(sorted(STATE.entries.values()))
+        if not was_on:
+            STATE.unguarded_sockets = opensockets.scan()
+        STATE.on = STATE.activated = True
 
 
 def activate_from_env() -> None:
-    """Startup hook entry: activate if ``MM_NETWORK_GUARD=1`` (allow-list from ``MM_NETWORK_GUARD_ALLOW``)."""
+    """Startup hook entry: activate if ``MM_NETWORK_GUARD=1`` (allow-list from ``MM_NETWORK_GUARD_ALLOW``;
+    kernel mode too with ``MM_GUARD_KERNEL=1``)."""
     if os.environ.get(ENV_SWITCH) == "1":
         activate([e for e in os.environ.get(ENV_ALLOW, "").split(",") if e])
 
 
 def deactivate() -> None:
-    """Switch everything off and forget the allow-list (tests and tools only; ModelManager never does)."""
-    global _on
-    with _lock:
-        _on = False
-        _remove_python_layer()
-        _support.restore_offline_switches()
-        _support.uninstall_import_hook()
-        _allow_entries.clear()
-        _allowed_names.clear()
-        _allowed_addrs.clear()
-        _resolved.clear()
+    """Switch the guard off and forget the allow-list (tests and tools only; ModelManager never does).
+    Kernel mode, once applied, stays: it is irreversible."""
+    with LOCK:
+        STATE.on = STATE.activated = False
+        patches.restore_all()
+        switches.restore()
+        imports.uninstall()
+        STATE.entries.clear()
+        STATE.names.clear()
+        STATE.addrs.clear()
+        STATE.networks.clear()
+        STATE.pins.clear()
+        STATE.localhost = None
+        STATE.unguarded_sockets = []
         os.environ.pop(ENV_SWITCH, None)
         os.environ.pop(ENV_ALLOW, None)
 
 
-def is_active() -> bool:
-    return _on
-
-
-def allowed() -> tuple[str, ...]:
-    """The allow-list entries as given, sorted."""
-    return tuple(sorted(_allow_entries.values()))
-
-
-def blocked_attempts() -> tuple[BlockedAttempt, ...]:
-    """Every refusal so far in this process, including ones a library caught and swallowed."""
-    with _lock:
-        return tuple(_blocked)
-
-
-def refusal_count() -> int:
-    """How many refusals this process has made (never goes down, even after clearing)."""
-    return _refusals
-
-
-def clear_blocked_attempts() -> None:
-    with _lock:
-        _blocked.clear()
-
-
-def set_context(name: str | None) -> None:
-    """Label later refusals (the pytest plugin passes the test's node id)."""
-    global _context
-    _context = name
-
-
-def integrity_problems() -> list[str]:
-    """What has been switched off or replaced behind the guard's back (empty when intact)."""
-    if not _on:
-        return ["the guard is off"]
-    return [f"{getattr(owner, '__name__', owner)}.{attr} was replaced"
-            for owner, attr, _ in _patches()
-            if getattr(owner.__dict__.get(attr), "__module__", None) != __name__]
-
-
 @contextlib.contextmanager
 def allowing(entries: Iterable[str]) -> Iterator[None]:
-    """Add host:port pairs for the ``with`` block, then restore the previous allow-list."""
+    """Add allow entries for the ``with`` block, then restore the previous allow-list (kernel mode,
+    if on, is not widened: it allows only the ports it was applied with)."""
+    entries = [entries] if isinstance(entries, str) else list(entries)
     parsed = [parse_allow(e) for e in entries]
-    with _lock:
-        before = (dict(_allow_entries), set(_allowed_names), set(_allowed_addrs))
-    activate(list(entries))
+    with LOCK:
+        before = (dict(STATE.entries), set(STATE.names), set(STATE.addrs), list(STATE.networks))
+    _activate(entries)
     try:
         yield
     finally:
-        with _lock:
-            _allow_entries.clear()
-            _allow_entries.update(before[0])
-            _allowed_names.clear()
-            _allowed_names.update(before[1])
-            _allowed_addrs.clear()
-            _allowed_addrs.update(before[2])
-            for key in parsed:
-                _resolved.pop(key, None)
-            os.environ[ENV_ALLOW] = ",".join(sorted(_allow_entries.values()))
+        with LOCK:
+            STATE.entries.clear()
+            STATE.entries.update(before[0])
+            STATE.names.clear()
+            STATE.names.update(before[1])
+            STATE.addrs.clear()
+            STATE.addrs.update(before[2])
+            STATE.networks[:] = before[3]
+            for host, port in parsed:
+                if port is not None:
+                    STATE.pins.pop((host, port), None)
+            os.environ[ENV_ALLOW] = ",".join(sorted(STATE.entries.values()))
 
 
 @contextlib.contextmanager
 def suspended() -> Iterator[None]:
     """Guard off for the ``with`` block (pytest's ``mm_allow_network`` marker), then back on."""
-    entries = list(_allow_entries.values())
-    was_on = _on
+    entries = list(STATE.entries.values())
+    was_on = STATE.activated
     deactivate()
     try:
         yield
     finally:
         if was_on:
-            activate(entries)
+            _activate(entries)
 
 
 def _after_import(name: str) -> None:
+    if name in switches.FLAG_MODULES and STATE.saved_env:
+        switches.apply_flags(name)
     if name == "socket":
-        _apply_python_layer()
-    elif name in ("grpc", "grpc.aio"):
-        _support.patch_grpc(sys.modules[name], check_grpc_target)
+        sockets.install()
+    elif name == "subprocess":
+        children.install()
+    elif name in grpc_targets.MODULES:
+        grpc_targets.install()
+
+
+# ---------------------------------------------------------------- kernel mode
+def _ports(values: Iterable[object], field: str) -> list[int]:
+    ports = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise InvalidModelSpec(f"{field}: {value!r} is not a TCP port from 1 to 65535", field=field)
+        ports.append(value)
+    return ports
+
+
+def _env_ports() -> list[int]:
+    raw = [p.strip() for p in os.environ.get(ENV_KERNEL_PORTS, "").split(",") if p.strip()]
+    if not all(p.isascii() and p.isdigit() for p in raw):
+        raise InvalidModelSpec(f"{ENV_KERNEL_PORTS}={os.environ[ENV_KERNEL_PORTS]!r}: write TCP ports "
+                               "separated by commas, e.g. 8000,8001", field=ENV_KERNEL_PORTS)
+    return _ports((int(p) for p in raw), ENV_KERNEL_PORTS)
+
+
+def _apply_kernel(extra: list[int]) -> None:
+    with LOCK:
+        # once applied, kernel mode is asked for the same ports again (a no-op), never fewer:
+        # narrowing it by a later, shorter allow-list would cut connections that worked
+        ports = sorted({port for _, port in STATE.entries if port is not None} | set(extra) | set(STATE.kernel_ports))
+        for name, port in sorted(STATE.names, key=str):
+            if port is not None:  # resolve now: kernel mode refuses UDP, so DNS afterwards
+                with contextlib.suppress(OSError):
+                    checks.pinned(name, port)
+        with contextlib.suppress(OSError):
+            checks.localhost()
+    try:
+        from model_manager.guard import kernel as kernel_mode
+    except ImportError as exc:
+        raise KernelGuardUnavailable(f"kernel mode is not part of this installation ({exc})") from None
+    kernel_mode.apply_kernel_mode(ports)
+    STATE.kernel_ports = tuple(ports)
+    os.environ[ENV_KERNEL] = "1"
+    os.environ[ENV_KERNEL_PORTS] = ",".join(map(str, ports))
+
+
+def kernel_ports() -> tuple[int, ...]:
+    """The TCP ports kernel mode allows in this process (empty: kernel mode was not applied here)."""
+    return STATE.kernel_ports
+
+
+# ---------------------------------------------------------------- what the guard knows
+def is_active() -> bool:
+    return STATE.activated
+
+
+def allowed() -> tuple[str, ...]:
+    """The allow-list entries as given, sorted."""
+    return tuple(sorted(STATE.entries.values()))
+
+
+def blocked_attempts() -> tuple[BlockedAttempt, ...]:
+    """Every refusal so far in this process, including ones a library caught and swallowed."""
+    with LOCK:
+        return tuple(STATE.blocked)
+
+
+def refusal_count() -> int:
+    """How many refusals this process has made (never goes down, even after clearing)."""
+    return STATE.refusals
+
+
+def clear_blocked_attempts() -> None:
+    with LOCK:
+        STATE.blocked.clear()
+
+
+def refused_imports() -> tuple[RefusedImport, ...]:
+    """C network stacks whose import was refused (not counted as refusals: the importer may fall back)."""
+    with LOCK:
+        return tuple(STATE.refused_imports)
+
+
+def set_context(name: str | None) -> None:
+    """Label later refusals (the pytest plugin passes the test's node id)."""
+    STATE.context = name
+
+
+def cleared_proxies() -> tuple[str, ...]:
+    """The proxy variables activation removed from the environment (restored by ``deactivate``)."""
+    return tuple(sorted(STATE.proxies))
+
+
+def unguarded_stacks() -> tuple[str, ...]:
+    """C network stacks loaded in this process: imported before the guard, or while it was off."""
+    return stacks.unguarded()
+
+
+def unguarded_sockets() -> tuple[str, ...]:
+    """Sockets to neither loopback nor the allow-list (and raw/packet sockets) that were open when
+    the guard came on and still are: their traffic is never checked."""
+    return tuple(s.describe() for s in STATE.unguarded_sockets if s.still_open())
+
+
+def integrity_problems() -> list[str]:
+    """What has been switched off or replaced behind the guard's back, or escapes it (empty when intact)."""
+    if not STATE.activated:
+        return ["the guard is off"]
+    out = [] if STATE.on else ["the guard's switch was turned off behind its back"]
+    out += patches.replaced() + integrity.problems()
+    out += list(unguarded_sockets())
+    out += [f"{s} is loaded: a network stack in C the guard cannot see" for s in stacks.unguarded()]
+    out += [f"proxy variable {n} is set again" for n in switches.proxies_set()]
+    return out
+
+
+integrity.seal(sys.modules[__name__], ("check_endpoint", "check_resolve", "check_grpc_target"))

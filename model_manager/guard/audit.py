@@ -1,66 +1,94 @@
-"""The audit-hook half of the network guard: what the Python-level wrappers cannot see.
+"""The audit hook (``sys.addaudithook``): what the Python layer cannot see.
 
-gevent sockets, saved references to the original socket methods, ``_socket`` used
-directly, a reloaded ``socket`` module, and download programs started as children all
-raise audit events. ``guard.py`` owns the state and the hook itself (its hot path is
-inlined there); the handlers here get the guard module and use its checks.
+gevent sockets, saved references to the original socket methods, ``_socket`` used directly, a
+reloaded ``socket`` module, socket creation of any family, and child processes all raise audit
+events. The hook is permanent (Python cannot remove one) and runs for every audited event of
+the process (``open()``, imports, ``sys._getframe`` ...), so its first statement rejects every
+event but the dozen it handles with one set probe; a loopback ``connect`` by literal address is
+decided inline, without a further call.
 """
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from typing import Any
 
-from model_manager.guard import support as _support
+from model_manager.guard import checks, children
+from model_manager.guard.addresses import DNS_PORTS, LOOPBACK_FAST, name_key, port_or_none, text
+from model_manager.guard.state import STATE
 
 Handler = Callable[[tuple[Any, ...]], None]
 
 
-def handlers(g: types.ModuleType) -> dict[str, Handler]:
-    """Audit event name -> handler, bound to the guard module ``g``."""
-    text, port = _support.text, _support.port_or_none
+def handlers() -> dict[str, Handler]:
+    """Audit event name -> handler (closures over the checks as they are now)."""
+    check_address, check_family, check_resolve = checks.check_address, checks.check_family, checks.check_resolve
+    check_reverse, pinned, on_process = checks.check_reverse, checks.pinned, children.on_event
+    fast, names = LOOPBACK_FAST, STATE.names
+
+    def on_new(args: tuple[Any, ...]) -> None:
+        check_family(args[1], args[2], "audit")
 
     def on_connect(args: tuple[Any, ...]) -> None:
-        address = args[1]
-        if address.__class__ is not tuple or address[0] not in g._LOOPBACK_FAST or address[1] in g._DNS_PORTS:
-            g._check_address(address, "connect", "audit")
+        check_address(args[0], args[1], "connect", "audit")
 
-    def on_send(args: tuple[Any, ...]) -> None:
+    def on_sendto(args: tuple[Any, ...]) -> None:
         if args[1] is not None:
-            g._check_address(args[1], "sendto", "audit")
+            check_address(args[0], args[1], "sendto", "audit")
+
+    def on_sendmsg(args: tuple[Any, ...]) -> None:
+        if args[1] is not None:
+            check_address(args[0], args[1], "sendmsg", "audit")
 
     def on_getaddrinfo(args: tuple[Any, ...]) -> None:
         host = args[0]
-        if host is None or host in g._LOOPBACK_FAST or getattr(g._tls, "resolving", False):
+        if host is None or (host.__class__ is str and host in fast):
             return
-        g.check_resolve(host, args[1], "getaddrinfo", "audit")
-        p = port(args[1])
-        if p is not None and (text(host).lower().rstrip("."), p) in g._allowed_names:
-            g._pinned(text(host), p)  # gevent resolves by itself: pin the addresses it will connect to
+        check_resolve(host, args[1], "getaddrinfo", "audit")
+        key, port = name_key(text(host)), port_or_none(args[1])
+        if port is not None and (key, port) in names:
+            pinned(key, port)  # gevent resolves by itself: pin the addresses it will connect to
 
     def on_byname(args: tuple[Any, ...]) -> None:
-        if not getattr(g._tls, "resolving", False):
-            g.check_resolve(args[0], None, "gethostbyname", "audit")
+        check_resolve(args[0], None, "gethostbyname", "audit")
 
     def on_byaddr(args: tuple[Any, ...]) -> None:
-        if not _support.is_loopback(text(args[0])) and text(args[0]) != "localhost":
-            g._refuse("gethostbyaddr (reverse DNS)", text(args[0]), None, "audit")
+        check_reverse(args[0], None, "gethostbyaddr (reverse DNS)", "audit")
 
-    def on_process(event: str) -> Handler:
-        def check(args: tuple[Any, ...]) -> None:
-            program = _support.download_program(event, args)
-            if program is not None:
-                g._refuse(f"starting download program {program!r} ({event})", program, None, "subprocess")
-        return check
+    def on_nameinfo(args: tuple[Any, ...]) -> None:
+        sockaddr = args[0]
+        if isinstance(sockaddr, tuple) and sockaddr:
+            check_reverse(sockaddr[0], sockaddr[1] if len(sockaddr) > 1 else None,
+                          "getnameinfo (reverse DNS)", "audit")
 
     return {
+        "socket.__new__": on_new,
         "socket.connect": on_connect,
-        "socket.sendto": on_send,
-        "socket.sendmsg": on_send,
+        "socket.sendto": on_sendto,
+        "socket.sendmsg": on_sendmsg,
         "socket.getaddrinfo": on_getaddrinfo,
         "socket.gethostbyname": on_byname,
         "socket.gethostbyaddr": on_byaddr,
-        "socket.getnameinfo": lambda a: on_byaddr((a[0][0],)) if isinstance(a[0], tuple) else None,
-        **{event: on_process(event) for event in _support.PROCESS_EVENTS},
+        "socket.getnameinfo": on_nameinfo,
+        **{event: on_process(event) for event in children.EVENTS},
     }
+
+
+def make_hook(table: dict[str, Handler]) -> Callable[[str, tuple[Any, ...]], None]:
+    events = frozenset(table)
+    state, fast, dns = STATE, LOOPBACK_FAST, DNS_PORTS
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in events and state.on:
+            if event == "socket.connect":
+                address = args[1]
+                if address.__class__ is tuple and address[0] in fast and address[1] not in dns \
+                        and address[0].__class__ is str and address[1].__class__ is int:
+                    return
+            table[event](args)
+
+    return hook
+
+
+HANDLERS: dict[str, Handler] = handlers()
+HOOK: Callable[[str, tuple[Any, ...]], None] = make_hook(dict(HANDLERS))

@@ -1,9 +1,10 @@
 """Attack cases for the network guard, run as ONE child inside a private network namespace.
 
-Never run this file directly on a host: ``tests/test_guard_netns.py`` starts it through
-``tests/netns.py``. It prints one JSON object: case name -> outcome. Targets are only
-documentation-reserved (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32,
-example.com) or loopback.
+Never run this file directly on a host: ``tests/guard/test_guard_netns.py`` starts it through
+``tests/helpers/netns.py``. It prints one JSON object: case name -> outcome, with what arrived at
+the witness during that case. Targets are only documentation-reserved addresses (192.0.2.1,
+198.51.100.7, 203.0.113.5, 2001:db8::1, on ``lo`` in the namespace) and example.com; the
+red team's ways out are in guard_ways_out.py.
 """
 
 from __future__ import annotations
@@ -28,40 +29,37 @@ from typing import Any
 
 SAVED_CONNECT = socket.socket.connect  # taken before the guard exists: the audit hook must catch it
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(1, str(HERE))
+
+from attack_kit import (  # noqa: E402
+    CASES,
+    DNS_SEEN,
+    LIMITS,
+    ROOT,
+    STATE,
+    V4,
+    V4B,
+    V4C,
+    V6,
+    Witness,
+    case,
+    dns_recorder,
+    limit,
+    never_vsock,
+    tcp,
+)
 
 from model_manager import guard  # noqa: E402
 from model_manager.errors import NetworkAccessForbidden  # noqa: E402
-
-CASES: dict[str, Callable[[], Any]] = {}
-DNS_SEEN: list[tuple[str, Any]] = []
-
-
-def case(fn: Callable[[], Any]) -> Callable[[], Any]:
-    CASES[fn.__name__] = fn
-    return fn
-
-
-def _dns_recorder(event: str, args: tuple[Any, ...]) -> None:
-    # Installed after the guard's hook: it sees only what the guard let through to C.
-    if event in ("socket.getaddrinfo", "socket.gethostbyname") and args[0] not in (None, "", b""):
-        host = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
-        if not host.replace(".", "").isdigit() and ":" not in host and host != "localhost":
-            DNS_SEEN.append((event, host))
-
-
-def _tcp(host: str, port: int, family: int = socket.AF_INET) -> None:
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.settimeout(2)
-        s.connect((host, port))
 
 
 # ---------------------------------------------------------------- stdlib
 @case
 def urllib_ip() -> None:
     import urllib.request
-    urllib.request.urlopen("http://192.0.2.1/", timeout=2)
+    urllib.request.urlopen(f"http://{V4}/", timeout=2)
 
 
 @case
@@ -72,12 +70,12 @@ def urllib_name() -> None:
 
 @case
 def http_client_ip() -> None:
-    http.client.HTTPConnection("198.51.100.7", 80, timeout=2).request("GET", "/")
+    http.client.HTTPConnection(V4B, 80, timeout=2).request("GET", "/")
 
 
 @case
 def asyncio_ip() -> None:
-    asyncio.run(asyncio.wait_for(asyncio.open_connection("203.0.113.9", 443), 2))
+    asyncio.run(asyncio.wait_for(asyncio.open_connection(V4C, 443), 2))
 
 
 @case
@@ -89,7 +87,7 @@ def asyncio_name() -> None:
 @case
 def requests_ip() -> None:
     import requests
-    requests.get("http://192.0.2.1/", timeout=2)
+    requests.get(f"http://{V4}/", timeout=2)
 
 
 @case
@@ -101,7 +99,7 @@ def requests_name() -> None:
 @case
 def httpx_ip() -> None:
     import httpx
-    httpx.get("http://198.51.100.1/", timeout=2)
+    httpx.get(f"http://{V4B}/", timeout=2)
 
 
 @case
@@ -116,14 +114,14 @@ def httpx_async_ip() -> None:
 
     async def go() -> None:
         async with httpx.AsyncClient(timeout=2) as client:
-            await client.get("http://203.0.113.4/")
+            await client.get(f"http://{V4C}/")
     asyncio.run(go())
 
 
 @case
 def urllib3_ip() -> None:
     import urllib3
-    urllib3.PoolManager(retries=False).request("GET", "http://192.0.2.2/", timeout=2)
+    urllib3.PoolManager(retries=False).request("GET", f"http://{V4}/", timeout=2)
 
 
 @case
@@ -132,14 +130,14 @@ def aiohttp_ip() -> None:
 
     async def go() -> None:
         async with aiohttp.ClientSession() as session:
-            await session.get("http://198.51.100.3/", timeout=aiohttp.ClientTimeout(total=2))
+            await session.get(f"http://{V4B}/", timeout=aiohttp.ClientTimeout(total=2))
     asyncio.run(go())
 
 
 @case
 def geventhttpclient_ip() -> None:
     from geventhttpclient import HTTPClient
-    HTTPClient("192.0.2.5", 80, connection_timeout=2).get("/")
+    HTTPClient(V4, 80, connection_timeout=2).get("/")
 
 
 @case
@@ -151,7 +149,7 @@ def geventhttpclient_name() -> None:
 @case
 def tritonclient_http_ip() -> None:
     import tritonclient.http as triton_http
-    triton_http.InferenceServerClient("203.0.113.8:8000", connection_timeout=2).is_server_ready()
+    triton_http.InferenceServerClient(f"{V4C}:8000", connection_timeout=2).is_server_ready()
 
 
 @case
@@ -191,42 +189,43 @@ def snapshot_download_socket_layer() -> None:
 # ---------------------------------------------------------------- raw sockets and DNS
 @case
 def ipv6_connect() -> None:
-    _tcp("2001:db8::1", 80, socket.AF_INET6)
+    tcp(V6, 80, socket.AF_INET6)
 
 
 @case
 def ipv6_mapped_v4() -> None:
-    _tcp("::ffff:192.0.2.1", 80, socket.AF_INET6)
+    tcp(f"::ffff:{V4}", 80, socket.AF_INET6)
 
 
 @case
 def connect_ex_ip() -> None:
     with socket.socket() as s:
-        s.connect_ex(("192.0.2.1", 80))
+        s.connect_ex((V4, 80))
 
 
 @case
 def udp_sendto() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(b"x", ("198.51.100.1", 9))
+        s.sendto(b"x", (V4B, 9))
 
 
 @case
 def udp_sendto_flags() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(b"x", 0, ("198.51.100.1", 9))
+        s.sendto(b"x", 0, (V4B, 9))
 
 
 @case
 def udp_connect() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("203.0.113.1", 9))
+        s.connect((V4C, 9))
+        s.send(b"x")
 
 
 @case
 def udp_sendmsg() -> None:
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-        s.sendmsg([b"x"], [], 0, ("2001:db8::5", 9))
+        s.sendmsg([b"x"], [], 0, (V6, 9))
 
 
 @case
@@ -252,12 +251,12 @@ def dns_gethostbyname_ex() -> None:
 
 @case
 def dns_reverse() -> None:
-    socket.gethostbyaddr("192.0.2.1")
+    socket.gethostbyaddr(V4)
 
 
 @case
 def dns_getnameinfo() -> None:
-    socket.getnameinfo(("198.51.100.2", 80), 0)
+    socket.getnameinfo((V4B, 80), 0)
 
 
 @case
@@ -268,21 +267,22 @@ def connect_by_name() -> None:
 @case
 def saved_reference() -> None:
     with socket.socket() as s:
-        SAVED_CONNECT(s, ("192.0.2.1", 80))
+        SAVED_CONNECT(s, (V4, 80))
 
 
 @case
 def c_level_method() -> None:
     with socket.socket() as s:
-        _socket.socket.connect_ex(s, ("192.0.2.1", 80))
+        _socket.socket.connect_ex(s, (V4, 80))
 
 
 @case
 def reload_socket() -> str:
     importlib.reload(socket)
-    layer = "python layer back" if not guard.integrity_problems() else str(guard.integrity_problems())
+    replaced = [p for p in guard.integrity_problems() if "replaced" in p]
+    layer = "python layer back" if not replaced else str(replaced)
     try:
-        _tcp("192.0.2.9", 80)
+        tcp(V4, 80)
     except NetworkAccessForbidden as exc:
         raise NetworkAccessForbidden(f"{exc.message} [{layer}]") from exc
     return layer
@@ -294,7 +294,7 @@ def forked_child() -> str:
     pid = os.fork()
     if pid == 0:
         try:
-            _tcp("198.51.100.9", 80)
+            tcp(V4B, 80)
             verdict = b"connected?!"
         except NetworkAccessForbidden as exc:
             verdict = exc.code.encode()
@@ -314,17 +314,17 @@ def forked_child() -> str:
 # ---------------------------------------------------------------- child processes
 @case
 def curl_subprocess() -> None:
-    subprocess.run(["curl", "-s", "http://192.0.2.1/"], timeout=5)
+    subprocess.run(["curl", "-s", "-m", "2", f"http://{V4}/"], timeout=5)
 
 
 @case
 def wget_shell() -> None:
-    subprocess.run("cd /tmp && wget -q -O- http://198.51.100.1/ | head", shell=True, timeout=5)
+    subprocess.run(f"cd /tmp && wget -q -T 2 -O- http://{V4B}/ | head", shell=True, timeout=5)
 
 
 @case
 def os_system_curl() -> None:
-    os.system("env LANG=C /usr/bin/curl http://203.0.113.1/")
+    os.system(f"env LANG=C /usr/bin/curl -s -m 2 http://{V4C}/")
 
 
 @case
@@ -338,11 +338,13 @@ def harmless_subprocess() -> str:
                           timeout=20).stdout.strip()
 
 
-@case
+@limit
 def spawned_child_plain() -> str:
-    code = "import socket; s = socket.socket(); s.settimeout(1); s.connect(('192.0.2.1', 80))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
-    return proc.stderr.strip().splitlines()[-1]
+    # A script file: no scanner reads it. The spawned interpreter is unguarded (documented).
+    script = Path(tempfile.mkdtemp(), "child.py")
+    script.write_text(f"import socket\nsocket.create_connection(('{V4}', 8080), timeout=2).close()\nprint('sent')\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=20)
+    return (proc.stdout + proc.stderr).strip().splitlines()[-1]
 
 
 @case
@@ -353,10 +355,10 @@ def spawned_child_startup_hook() -> str:
     site = next(folder.glob("lib/python3*/site-packages"))
     (site / "repo.pth").write_text(str(ROOT) + "\n")
     install_startup_hook(site)
-    code = ("import socket, model_manager.guard as g; print(g.allowed());"
-            "socket.create_connection(('192.0.2.1', 80), timeout=1)")
-    proc = subprocess.run([str(folder / "bin" / "python"), "-c", code], capture_output=True,
-                          text=True, timeout=30)
+    script = folder / "child.py"
+    script.write_text("import socket, model_manager.guard as g\nprint(g.allowed())\n"
+                      f"socket.create_connection(('{V4}', 80), timeout=1)\n")
+    proc = subprocess.run([str(folder / "bin" / "python"), str(script)], capture_output=True, text=True, timeout=30)
     last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.stdout
     if "network_access_forbidden" in last:
         raise NetworkAccessForbidden(f"refused in the spawned child; it allowed {proc.stdout.strip()}")
@@ -367,13 +369,13 @@ def spawned_child_startup_hook() -> str:
 @case
 def grpc_ip() -> None:
     import grpc
-    grpc.insecure_channel("192.0.2.1:8001")
+    grpc.insecure_channel(f"{V4}:8001")
 
 
 @case
 def grpc_dns_authority() -> None:
     import grpc
-    grpc.insecure_channel("dns://192.0.2.53/localhost:8001")
+    grpc.insecure_channel(f"dns://{V4C}/localhost:8001")
 
 
 @case
@@ -385,7 +387,7 @@ def grpc_aio_name() -> None:
 @case
 def tritonclient_grpc_ip() -> None:
     import tritonclient.grpc as triton_grpc
-    triton_grpc.InferenceServerClient("203.0.113.5:8001")
+    triton_grpc.InferenceServerClient(f"{V4C}:8001")
 
 
 @case
@@ -402,7 +404,7 @@ def swallowed_refusal() -> str:
     before = len(guard.blocked_attempts())
     try:  # what sentence-transformers does with every exception
         import urllib.request
-        urllib.request.urlopen("http://192.0.2.77/", timeout=2)
+        urllib.request.urlopen(f"http://{V4}/", timeout=2)
     except Exception:
         pass
     new = guard.blocked_attempts()[before:]
@@ -411,36 +413,34 @@ def swallowed_refusal() -> str:
     return "not recorded"
 
 
-@case
-def pinned_pair_allowed() -> str:
+def _allowed(host: str, port: int, family: int = socket.AF_INET) -> str:
     try:
-        _tcp("tritonremote", 8000)  # /etc/hosts: 192.0.2.50; the guard lets it through
+        tcp(host, port, family)
     except NetworkAccessForbidden:
         raise
     except OSError as exc:
         return f"guard allowed, kernel said {type(exc).__name__}"
     return "connected"
+
+
+@case
+def pinned_pair_allowed() -> str:
+    return _allowed("tritonremote", 8000)  # /etc/hosts: 198.51.100.7; the guard lets it through
 
 
 @case
 def pinned_ip_allowed() -> str:
-    try:
-        _tcp("192.0.2.50", 8000)
-    except NetworkAccessForbidden:
-        raise
-    except OSError as exc:
-        return f"guard allowed, kernel said {type(exc).__name__}"
-    return "connected"
+    return _allowed(V4B, 8000)
 
 
 @case
 def pinned_ip_other_port() -> None:
-    _tcp("192.0.2.50", 8001)
+    tcp(V4B, 8001)
 
 
 @case
 def pinned_name_other_port() -> None:
-    _tcp("tritonremote", 8001)
+    tcp("tritonremote", 8001)
 
 
 class _Ready(http.server.BaseHTTPRequestHandler):
@@ -454,7 +454,7 @@ class _Ready(http.server.BaseHTTPRequestHandler):
 
 
 SERVER = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
-PORT = SERVER.server_address[1]
+PORT = STATE["port"] = SERVER.server_address[1]
 
 
 @case
@@ -465,18 +465,25 @@ def tritonclient_http_mapped_name() -> bool:
 
 @case
 def mapped_name_other_port() -> None:
-    _tcp("triton", PORT + 1)
+    tcp("triton", PORT + 1)
+
+
+import guard_ways_out  # noqa: E402  (registers the red team's cases)
 
 
 def run() -> dict[str, Any]:
     threading.Thread(target=SERVER.serve_forever, daemon=True).start()
+    witness = Witness()
+    STATE.update(guard_ways_out.before_activation())
+    results: dict[str, Any] = {"_setup_arrived": witness.arrived()}
     guard.activate(allow=[f"triton:{PORT}", "tritonremote:8000"])
-    sys.addaudithook(_dns_recorder)
-    results: dict[str, Any] = {}
+    STATE["allow"] = [f"triton:{PORT}", "tritonremote:8000"]
+    sys.addaudithook(dns_recorder)
+    sys.addaudithook(never_vsock)
     for name, fn in CASES.items():
         DNS_SEEN.clear()
         start = time.perf_counter()
-        outcome: dict[str, Any] = {}
+        outcome: dict[str, Any] = {"limit": name in LIMITS}
         try:
             outcome["value"] = fn()
             outcome["outcome"] = "allowed"
@@ -489,12 +496,14 @@ def run() -> dict[str, Any]:
                 outcome["direct"] = refused is exc
         outcome["seconds"] = round(time.perf_counter() - start, 3)
         outcome["dns"] = list(DNS_SEEN)
+        outcome["arrived"] = witness.arrived()
         results[name] = outcome
     results["_blocked"] = [[a.op, a.host, a.port, a.library, a.layer] for a in guard.blocked_attempts()]
+    witness.close()
     return results
 
 
 if __name__ == "__main__":
     if os.environ.get("MM_IN_PRIVATE_NETNS") != "1":
-        sys.exit("refusing to run outside the private network namespace (use tests/netns.py)")
-    print("\nMM-RESULTS " + json.dumps(run()))
+        sys.exit("refusing to run outside the private network namespace (use tests/helpers/netns.py)")
+    print("\nMM-RESULTS " + json.dumps(run(), default=str))

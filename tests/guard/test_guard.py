@@ -5,56 +5,29 @@ Nothing here aims at a non-loopback target (those cases run in tests/test_guard_
 
 from __future__ import annotations
 
-import http.server
 import os
 import socket
 import sys
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from model_manager import guard
 from model_manager.errors import ModelManagerError, NetworkAccessForbidden
+from model_manager.guard import grpc_targets, startup
 from model_manager.guard import support as guard_support
 
-
-@pytest.fixture
-def active(request: pytest.FixtureRequest) -> Iterator[None]:
-    was_on, entries = guard.is_active(), list(guard.allowed())
-    guard.deactivate()
-    yield
-    guard.deactivate()
-    if was_on:  # leave the run as we found it (pytest -p pytest_mm keeps it on)
-        guard.activate(entries)
-    if "pytest_mm" in sys.modules and request.config.pluginmanager.has_plugin("pytest_mm"):
-        sys.modules["pytest_mm"].acknowledge_refusals(request.node)  # refusals here are the point
-
-
-class _Triton(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200 if self.path in ("/v2/health/ready", "/v2/health/live") else 404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def triton_port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Triton)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+# These tests switch the guard on and off themselves; under pytest_mm that needs the marker.
+pytestmark = pytest.mark.mm_allow_network(reason="tests of the guard itself switch it on and off")
 
 
 @pytest.mark.parametrize(("entry", "expected"), [
     ("localhost:8000", ("localhost", 8000)), ("Triton:8000", ("triton", 8000)),
     ("http://triton:8000/", ("triton", 8000)), ("[::1]:8001", ("::1", 8001)),
     ("127.0.0.1:1", ("127.0.0.1", 1)), ("my-triton_1.svc:65535", ("my-triton_1.svc", 65535)),
+    ("192.0.2.0/24", ("192.0.2.0/24", None)), ("192.0.2.0/24:8000", ("192.0.2.0/24", 8000)),
+    ("2001:db8::/32", ("2001:db8::/32", None)), ("[2001:db8::/32]:443", ("2001:db8::/32", 443)),
+    ("192.0.2.7/32", ("192.0.2.7/32", None)),
 ])
 def test_allow_entries_parse(entry: str, expected: tuple[str, int]) -> None:
     assert guard.parse_allow(entry) == expected
@@ -66,13 +39,15 @@ def test_allow_entries_parse(entry: str, expected: tuple[str, int]) -> None:
     ("triton:http", "port 'http'"), ("::1:8000", "brackets"), ("[triton]:80", "brackets"),
     ("http://triton:8000/v2", "no path"), ("user@triton:80", "no path, user"), ("*:8000", "wildcard"),
     ("0.0.0.0:8000", "unspecified"), ("a,b:80", "list"), ("bad!host:80", "not a valid hostname"),
-    (8000, "got int"), (None, "got NoneType"),
+    (8000, "got int"), (None, "got NoneType"), ("0.0.0.0/0", "must name servers"),
+    ("192.0.2.1/24", "not a network"), ("[2001:db8::/32]", "needs a port"), ("192.0.2.0/24:0", "port '0'"),
+    ("224.0.0.0/4", "must name servers"),
 ])
 def test_malformed_allow_entries_are_clear_errors(active: None, entry: Any, why: str) -> None:
     with pytest.raises(ModelManagerError) as info:
         guard.activate(["localhost:9000", entry])
     assert info.value.code == "invalid_model_spec"
-    assert why in str(info.value) and "host:port" in str(info.value)
+    assert why in str(info.value) and "host:port" in str(info.value) and "192.0.2.0/24" in str(info.value)
     assert not guard.is_active() and guard.allowed() == ()  # all or nothing
 
 
@@ -81,7 +56,7 @@ def test_activate_is_idempotent_and_allow_lists_add_up(active: None) -> None:
     guard.activate(["triton:8000"])
     guard.activate("localhost:8001")
     assert guard.is_active() and guard.allowed() == ("localhost:8001", "triton:8000")
-    assert socket.getaddrinfo is guard._getaddrinfo
+    assert socket.getaddrinfo is guard.state.STATE.installed[(socket, "getaddrinfo")]
     assert guard.integrity_problems() == []
     assert os.environ["MM_NETWORK_GUARD"] == "1"
     assert os.environ["MM_NETWORK_GUARD_ALLOW"] == "localhost:8001,triton:8000"
@@ -184,7 +159,7 @@ def test_allowing_and_suspended_restore_state(active: None) -> None:
 def test_replaced_wrappers_are_reported_and_repaired(active: None) -> None:
     guard.activate()
     socket.socket.connect = socket.socket.__mro__[1].connect  # type: ignore[method-assign]
-    assert guard.integrity_problems() == ["socket.connect was replaced"]
+    assert guard.integrity_problems() == ["socket.socket.connect was replaced"]
     guard.activate()
     assert guard.integrity_problems() == []
 
@@ -216,16 +191,31 @@ def test_download_programs_are_recognised(event: str, args: tuple[Any, ...], pro
 ])
 def test_grpc_targets_parse(target: str, pairs: list[tuple[str, int]]) -> None:
     assert guard_support.grpc_endpoints(target) == pairs
+    assert grpc_targets.grpc_endpoints(target) == pairs
 
 
-def test_grpc_loopback_channel_allowed_in_process(active: None) -> None:
+def test_grpc_channels_are_checked_at_the_class_and_loopback_is_allowed(active: None) -> None:
     import grpc
+    import grpc._channel
+    saved = grpc.insecure_channel  # a factory taken before activation
     guard.activate(["triton:8001"])
-    assert getattr(grpc.insecure_channel, "__mm_guard__", False)
+    assert guard.integrity_problems() == []
     grpc.insecure_channel("127.0.0.1:8001").close()
+    with pytest.raises(NetworkAccessForbidden, match=r"127\.0\.0\.1:53"):
+        saved("127.0.0.1:53")  # a loopback DNS port: refused before the C core sees it
+    with pytest.raises(NetworkAccessForbidden, match=r"grpc\.http_proxy"):
+        grpc.insecure_channel("127.0.0.1:8001", options=[("grpc.http_proxy", "http://127.0.0.1:53")])
+    for target in ("vsock:2:8001", "vsock:3:1234", "xds:///triton", "google-c2p:///x"):
+        with pytest.raises(NetworkAccessForbidden, match="target"):
+            guard.check_grpc_target(target)  # checked only: no channel is made for these
+    guard.deactivate()
+    assert "__init__" not in [k[1] for k in guard.state.STATE.installed]
 
 
 def test_startup_hook_line(tmp_path: Any) -> None:
     path = guard_support.install_startup_hook(tmp_path)
-    assert path.read_text().startswith("import os;") and "activate_from_env" in path.read_text()
+    assert path.read_text() == startup.PTH_LINE  # the line installed environments already hold
+    assert path.read_text() == ("import os; os.environ.get('MM_NETWORK_GUARD') == '1' and "
+                                "__import__('model_manager.guard').guard.activate_from_env()\n")
     assert guard_support.main(["--install-startup-hook", "--site-dir", str(tmp_path)]) == 0
+    assert startup.main(["--install-startup-hook", "--site-dir", str(tmp_path)]) == 0

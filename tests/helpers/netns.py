@@ -6,6 +6,11 @@ Every test that aims at a non-loopback address or a public name goes through her
 anything; if any step fails the caller gets ``NetnsUnavailable`` (the test fails),
 never a run on the real network. Optional ``hosts`` entries are bind-mounted over
 /etc/hosts in a private mount namespace, so names resolve without any DNS.
+
+To make an escape observable rather than merely failing, ``addresses`` (e.g. the documentation
+addresses ``192.0.2.1/32``, ``2001:db8::1/128``) are added to ``lo`` inside the namespace, so a
+listener there counts what arrives; ``nameserver`` bind-mounts a resolv.conf that points every
+DNS query at that address (a listener there sees each query that leaves).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ class NetnsUnavailable(RuntimeError):
 
 def run_in_netns(argv: Sequence[str], *, hosts: Mapping[str, str] | None = None,
                  timeout: float = 120, env: Mapping[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess[str]:
+                 cwd: str | os.PathLike[str] | None = None, addresses: Sequence[str] = (),
+                 nameserver: str | None = None) -> subprocess.CompletedProcess[str]:
     unshare = shutil.which("unshare")
     if unshare is None or shutil.which("ip") is None:
         raise NetnsUnavailable("`unshare` or `ip` is missing: cannot make a private network namespace")
@@ -40,7 +46,13 @@ def run_in_netns(argv: Sequence[str], *, hosts: Mapping[str, str] | None = None,
             lines += [f"{ip} {name}" for name, ip in hosts.items()]
             hosts_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
             inner += ["--hosts", str(hosts_file)]
-        flags = ["--net", "--mount"] if hosts else ["--net"]
+        if nameserver:
+            resolv = Path(tmp, "resolv.conf")
+            resolv.write_text(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n", encoding="utf-8")
+            inner += ["--resolv", str(resolv)]
+        for address in addresses:
+            inner += ["--addr", address]
+        flags = ["--net", "--mount"] if hosts or nameserver else ["--net"]
         proc = subprocess.run([unshare, *flags, "--", *inner, "--", *argv], capture_output=True,
                               text=True, timeout=timeout, env=dict(env) if env is not None else None,
                               cwd=cwd)
@@ -51,9 +63,16 @@ def run_in_netns(argv: Sequence[str], *, hosts: Mapping[str, str] | None = None,
 
 
 def _inside(args: list[str]) -> None:
-    hosts = None
-    if args[:1] == ["--hosts"]:
-        hosts, args = args[1], args[2:]
+    hosts = resolv = None
+    addresses: list[str] = []
+    while args[:1] in (["--hosts"], ["--resolv"], ["--addr"]):
+        if args[0] == "--hosts":
+            hosts = args[1]
+        elif args[0] == "--resolv":
+            resolv = args[1]
+        else:
+            addresses.append(args[1])
+        args = args[2:]
     assert args[:1] == ["--"], args
     argv = args[1:]
     try:
@@ -66,8 +85,14 @@ def _inside(args: list[str]) -> None:
                                     capture_output=True, text=True).stdout.strip()
             if routes and any("dev lo" not in line for line in routes.splitlines()):
                 raise RuntimeError(f"a route leaves loopback: {routes!r}")
+        for address in addresses:
+            v6 = ["-6"] if ":" in address else []
+            subprocess.run(["ip", *v6, "addr", "add", address, "dev", "lo", *(["nodad"] if v6 else [])],
+                           check=True, capture_output=True)
         if hosts:
             subprocess.run(["mount", "--bind", hosts, "/etc/hosts"], check=True, capture_output=True)
+        if resolv:
+            subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"], check=True, capture_output=True)
     except Exception as exc:
         print(f"netns setup failed: {exc}", file=sys.stderr)
         sys.exit(_INSIDE_FAILED)

@@ -1,0 +1,120 @@
+"""Has anything been switched off or replaced behind the guard's back?
+
+Every function on the hot paths is reached either through a closure (the audit hook, the
+wrappers) or as a module attribute of a guard module. ``seal()`` records both once; a module
+attribute replaced later (``checks.check_endpoint = lambda *a: None``), a closure cell changed,
+the audit hook's table edited, ``sys.audit`` replaced or the import hook removed is a problem,
+and ``repair()`` (run by every ``activate()``) puts the recorded objects back.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+from model_manager.guard import (
+    addresses,
+    argv,
+    audit,
+    checks,
+    children,
+    grpc_targets,
+    imports,
+    opensockets,
+    patches,
+    record,
+    sockets,
+    stacks,
+    switches,
+)
+
+_MODULES: tuple[types.ModuleType, ...] = (addresses, argv, audit, checks, children, grpc_targets, imports,
+                                          opensockets, patches, record, sockets, stacks, switches)
+_SYS_AUDIT = sys.audit
+_snapshot: dict[types.ModuleType, dict[str, Any]] = {}   # sealed once: the guard's own code, not state
+#: the same, as (module dict, names, values) for a comparison that runs in C: integrity_problems() is
+#: called after every test by pytest_mm
+_sealed: list[tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[Any, ...]], tuple[Any, ...]]] = []
+_hook_cells: tuple[Any, ...] = patches.cells(audit.HOOK)
+_hook_table: dict[str, Any] = dict(audit.HANDLERS)
+
+
+def seal(package: types.ModuleType, public: tuple[str, ...]) -> None:
+    """Record the hot paths' functions and constants (and ``public`` names of the package)."""
+    for module in _MODULES:
+        _snapshot[module] = {k: v for k, v in vars(module).items() if not k.startswith("__")}
+    _snapshot[package] = {name: getattr(package, name) for name in public}
+    _sealed[:] = [(vars(module), _getter(tuple(names)), tuple(names.values()))
+                  for module, names in _snapshot.items() if names]
+
+
+def _genuine_audit(function: object) -> bool:
+    return getattr(function, "__self__", None) is sys and getattr(function, "__name__", "") == "audit" \
+        and isinstance(function, types.BuiltinFunctionType)
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    get = operator.itemgetter(*names)
+    return (lambda d: (get(d),)) if len(names) == 1 else get
+
+
+def _attributes_intact() -> bool:
+    try:
+        return all(all(map(operator.is_, get(d), values)) for d, get, values in _sealed)
+    except KeyError:  # an attribute was deleted
+        return False
+
+
+def _hook_intact() -> bool:
+    closure = audit.HOOK.__closure__ or ()
+    if len(closure) != len(_hook_cells):
+        return False
+    try:
+        if not all(map(operator.is_, map(_contents, closure), _hook_cells)):
+            return False
+    except ValueError:  # an emptied cell
+        return False
+    table = next((c for c in _hook_cells if isinstance(c, dict)), {})
+    return table.keys() == _hook_table.keys() and all(map(operator.is_, map(table.__getitem__, _hook_table),
+                                                          _hook_table.values()))
+
+
+_contents = operator.attrgetter("cell_contents")
+
+
+def problems() -> list[str]:
+    if _attributes_intact() and _hook_intact() and _genuine_audit(sys.audit):
+        return imports.problems()  # the common case (pytest_mm asks after every test): no report built
+    out = [f"{module.__name__}.{name} was replaced"
+           for module, names in _snapshot.items() for name, value in names.items()
+           if module.__dict__.get(name, _snapshot) is not value]
+    now = patches.cells(audit.HOOK)
+    if len(now) != len(_hook_cells) or any(a is not b for a, b in zip(now, _hook_cells, strict=False)):
+        out.append("what the audit hook closes over was replaced")
+    table = next((c for c in now if isinstance(c, dict)), {})
+    if table.keys() != _hook_table.keys() or any(table[k] is not v for k, v in _hook_table.items()):
+        out.append("the audit hook's event handlers were replaced")
+    if not _genuine_audit(sys.audit):
+        out.append("sys.audit was replaced (subprocess.Popen's audit event no longer fires)")
+    return out + imports.problems()
+
+
+def repair() -> None:
+    for module, names in _snapshot.items():
+        for name, value in names.items():
+            if module.__dict__.get(name, _snapshot) is not value:
+                setattr(module, name, value)
+    closure = audit.HOOK.__closure__ or ()
+    for cell, value in zip(closure, _hook_cells, strict=False):
+        if cell.cell_contents is not value:
+            cell.cell_contents = value
+    table = next((c for c in _hook_cells if isinstance(c, dict)), None)
+    if table is not None:
+        table.clear()
+        table.update(_hook_table)
+    if not _genuine_audit(sys.audit) and _genuine_audit(_SYS_AUDIT):
+        sys.audit = _SYS_AUDIT
+    imports.FINDER.find_spec = imports.find_spec
