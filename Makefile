@@ -30,6 +30,7 @@ demo: $(DEMO_STAMP)
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m mm_lint .
 
 test: lint
 	$(PY) -m pytest -q

@@ -1,22 +1,16 @@
 """``pytest -p pytest_mm`` end to end: real pytest runs in subprocesses.
 
 Runs that reach for non-loopback targets happen inside a private network namespace
-(tests/netns.py); the others touch only loopback or nothing.
+(tests/helpers/netns.py); the others touch only loopback or nothing.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers.netns import run_in_netns
-
-ROOT = Path(__file__).resolve().parents[2]
+from plugin_runs import run_pytest
 
 SCENARIOS = '''
 import socket, urllib.request
@@ -57,6 +51,16 @@ def test_cli_allow_hosts():
     with pytest.raises(OSError):
         socket.create_connection(("203.0.113.60", 9000), timeout=1)
 
+def test_ini_allow_hosts():
+    with pytest.raises(OSError):
+        socket.create_connection(("198.51.100.60", 9100), timeout=1)
+
+@pytest.mark.mm_allow_hosts(["192.0.2.51:8000", "192.0.2.52:8000"])
+def test_marker_takes_a_list():
+    for host in ("192.0.2.51", "192.0.2.52"):
+        with pytest.raises(OSError):
+            socket.create_connection((host, 8000), timeout=1)
+
 @pytest.mark.mm_allow_network(reason="exercises a fake remote on purpose")
 def test_unguarded():
     assert not guard.is_active()
@@ -87,37 +91,15 @@ def test_loopback_and_unix_allowed(tmp_path):
 '''
 
 
-def _junit(path: Path) -> dict[str, tuple[str, str]]:
-    """test name -> (outcome, text), where a teardown error wins over a pass."""
-    results: dict[str, tuple[str, str]] = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        name = case.get("name", "")
-        outcome, text = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome, text = child.tag, (child.get("message") or "") + (child.text or "")
-        if results.get(name, ("passed",))[0] == "passed":
-            results[name] = (outcome, text)
-    return results
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTEST_ADDOPTS", None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def scenario_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, tuple[str, str]], str]:
     folder = tmp_path_factory.mktemp("plugin")
     (folder / "test_scenarios.py").write_text(SCENARIOS)
-    xml = folder / "out.xml"
-    proc = run_in_netns([sys.executable, "-m", "pytest", "-p", "pytest_mm", "-p", "no:cacheprovider",
-                         "--mm-allow-hosts", "203.0.113.60:9000", f"--junitxml={xml}",
-                         "-o", "junit_family=xunit1", "-rA", str(folder / "test_scenarios.py")],
-                        env=_env(), cwd=folder, timeout=120)
-    assert xml.exists(), proc.stdout + proc.stderr
-    return _junit(xml), proc.stdout
+    (folder / "pytest.ini").write_text("[pytest]\nmm_allow_hosts =\n    198.51.100.60:9100\n")
+    run = run_pytest(folder, "-p", "pytest_mm", "--mm-allow-hosts", "203.0.113.60:9000", "test_scenarios.py",
+                     netns=True)
+    assert run.results, run.out
+    return run.results, run.proc.stdout
 
 
 def test_guard_is_on_for_session_fixtures(scenario_run) -> None:
@@ -142,9 +124,9 @@ def test_expected_refusal_fixture_passes(scenario_run) -> None:
 
 def test_allow_hosts_marker_and_option(scenario_run) -> None:
     results = scenario_run[0]
-    assert results["test_marker_allows_pair"][0] == "passed"
-    assert results["test_marker_does_not_leak"][0] == "passed"
-    assert results["test_cli_allow_hosts"][0] == "passed"
+    for name in ("test_marker_allows_pair", "test_marker_does_not_leak", "test_cli_allow_hosts",
+                 "test_ini_allow_hosts", "test_marker_takes_a_list"):
+        assert results[name][0] == "passed", (name, results[name][1])
 
 
 def test_only_the_marker_switches_the_guard_off_and_is_listed(scenario_run) -> None:
@@ -172,6 +154,11 @@ XDIST = '''
 import socket, urllib.request, pytest
 from model_manager import guard
 
+try:  # every worker imports this module while collecting: outside any test
+    urllib.request.urlopen("http://192.0.2.4/", timeout=2)
+except Exception:
+    pass
+
 @pytest.fixture(scope="module")
 def module_state():
     return guard.is_active()
@@ -196,55 +183,51 @@ def test_worker_unguarded():
 
 def test_every_xdist_worker_is_guarded(tmp_path: Path) -> None:
     (tmp_path / "test_x.py").write_text(XDIST)
-    proc = run_in_netns([sys.executable, "-m", "pytest", "-p", "pytest_mm", "-p", "no:cacheprovider",
-                         "-n", "2", "-q", str(tmp_path / "test_x.py")], env=_env(), cwd=tmp_path,
-                        timeout=120)
-    out = proc.stdout
-    assert "6 passed, 1 error" in out, out + proc.stderr
+    run = run_pytest(tmp_path, "-p", "pytest_mm", "-p", "xdist.plugin", "-n", "2", "test_x.py", netns=True)
+    out = run.proc.stdout
+    assert "6 passed, 1 error" in out, run.out
     assert "ERROR at teardown of test_worker_swallowed" in out
     assert "192.0.2.3:80" in out
     assert "test_x.py::test_worker_unguarded: listed from a worker" in out
     assert "[gw0]" in out or "[gw1]" in out
-
-
-def _run_pytest(folder: Path, *args: str, extra_path: str = "") -> subprocess.CompletedProcess[str]:
-    env = _env()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, str(ROOT)) if p)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                          capture_output=True, text=True, cwd=folder, env=env, timeout=60)
+    outside = run.section("mm network guard: outside any test")
+    assert "[gw0] before the first test: a refusal was swallowed: connect to 192.0.2.4:80" in outside
+    assert "[gw1] before the first test" in outside and run.proc.returncode == 1
 
 
 def test_plugin_by_p_and_entry_point_registers_once(tmp_path: Path) -> None:
     dist = tmp_path / "site" / "model_manager_fake-0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: model-manager-fake\nVersion: 0\n")
-    (dist / "entry_points.txt").write_text("[pytest11]\npytest_mm = pytest_mm\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\npytest_mm = pytest_mm.plugin\n")
     (tmp_path / "test_one.py").write_text(textwrap.dedent('''
         from model_manager import guard
         def test_one(pytestconfig):
             plugins = [p for p in pytestconfig.pluginmanager.get_plugins()
-                       if getattr(p, "__name__", "") == "pytest_mm"]
+                       if getattr(p, "__name__", "") == "pytest_mm.plugin"]  # the one module with hooks
             assert len(plugins) == 1 and guard.is_active()
     '''))
     for args in (["-p", "pytest_mm"], []):
-        proc = _run_pytest(tmp_path, *args, "test_one.py", extra_path=str(tmp_path / "site"))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "mm network guard: on" in proc.stdout
+        run = run_pytest(tmp_path, *args, "test_one.py", extra_path=str(tmp_path / "site"), autoload=True)
+        assert run.proc.returncode == 0, run.out
+        assert "mm network guard: on" in run.proc.stdout
 
 
-def test_malformed_allow_hosts_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
-    proc = _run_pytest(tmp_path, "-p", "pytest_mm", "--mm-allow-hosts", "triton", "test_one.py")
-    assert proc.returncode == 4
-    assert "invalid_model_spec" in proc.stderr and "no port" in proc.stderr
-
-
-def test_marker_without_reason_is_refused(tmp_path: Path) -> None:
+def test_bad_markers_fail_their_test(tmp_path: Path) -> None:
     (tmp_path / "test_one.py").write_text(textwrap.dedent('''
         import pytest
         @pytest.mark.mm_allow_network
-        def test_one():
+        def test_no_reason():
+            pass
+        @pytest.mark.mm_allow_hosts("triton")
+        def test_bad_entry():
+            pass
+        def test_fine():
             pass
     '''))
-    proc = _run_pytest(tmp_path, "-p", "pytest_mm", "test_one.py")
-    assert proc.returncode != 0 and "mm_allow_network needs a reason" in proc.stdout + proc.stderr
+    run = run_pytest(tmp_path, "-p", "pytest_mm", "test_one.py")
+    assert run.proc.returncode == 1, run.out
+    assert run.outcome("test_no_reason") == "error" and "mm_allow_network needs a reason" in run.text("test_no_reason")
+    assert run.outcome("test_bad_entry") == "error"
+    assert "@pytest.mark.mm_allow_hosts" in run.text("test_bad_entry") and "no port" in run.text("test_bad_entry")
+    assert run.outcome("test_fine") == "passed"
