@@ -1,8 +1,11 @@
 """The main job on the bundled example (``make demo``).
 
-Verifies the profile, builds a ModelManager (network guard on, every local
-artifact checked against its pinned digest), resolves every component and
-writes ``manifest.json`` plus one NPZ per component with its provenance (each
+Verifies the profile, starts a fake Triton serving the profile's Triton roles
+(``pytest_mm.fake_triton``: deterministic outputs, no GPU), builds a
+ModelManager on the mapping pointed at it (network guard on, every local
+artifact checked against its pinned digest), resolves every component, runs
+the Triton roles through their handles (``check()``, ``infer()``) and writes
+``manifest.json`` plus one NPZ per component with its provenance (each
 recorded in the manifest), then audits the run folder against the manifest,
 lints the example's code for downloads, checks its licence inventory and
 prints a short summary.
@@ -14,6 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -29,6 +33,7 @@ def main() -> int:
 
     from model_manager import ModelManager, cli
     from model_manager.provenance import save_output, write_manifest
+    from pytest_mm.fake_triton import FakeTriton
 
     print(f"== verify {os.path.relpath(profile, REPO)} (MM_MODELS_ROOT={os.environ['MM_MODELS_ROOT']})")
     if cli.main(["verify", "--profile", profile]) != 0:
@@ -38,23 +43,33 @@ def main() -> int:
         "platform_id": "demo", "video_id": "example-video-0001", "run_id": f"run-{int(time.time())}",
         "config_hash": "sha256:" + "0" * 64, "sampling_policy_version": "1", "dataprocessor_version": "0.1.0",
     }
-    start = time.perf_counter()
-    mm = ModelManager(run_context, profile_path=profile)
-    built_ms = (time.perf_counter() - start) * 1000
-    run_dir = OUT / run_context["video_id"] / run_context["run_id"]
-    write_manifest(run_dir, mm.run_record())
+    triton = FakeTriton.from_mapping(profile).start()  # the profile's Triton roles, on 127.0.0.1
+    try:
+        print(f"\n== fake Triton at {triton.url}: serves {', '.join(sorted(triton.models))} "
+              "(deterministic outputs, no GPU)")
+        start = time.perf_counter()
+        mm = ModelManager(run_context, triton.mapping)  # the profile, http_url pointed at the fake
+        built_ms = (time.perf_counter() - start) * 1000
+        run_dir = OUT / run_context["video_id"] / run_context["run_id"]
+        write_manifest(run_dir, mm.run_record())
 
-    print(f"\n== resolved {len(mm.components)} components in {built_ms:.1f} ms")
-    for component in mm.components:
-        for role in mm.roles(component):
-            spec = mm.resolve(component=component, role=role)
-            where = spec.triton.http_url if spec.triton else "in-process"
-            print(f"  {component}/{role}: {spec.model_name}@{spec.model_version} "
-                  f"{spec.runtime}/{spec.engine}/{spec.precision} on {spec.device} ({where})")
-        outputs = {"frame_index": np.arange(4, dtype=np.int32), "features": np.zeros((4, 8), dtype=np.float32)}
-        save_output(run_dir, f"{component}.npz", mm.npz_meta_for(component), **outputs)
-        print(f"    model_signature {mm.model_signature_for(component)}")
-        print(f"    idempotency_key {mm.idempotency_key_for(component)}")
+        print(f"\n== resolved {len(mm.components)} components in {built_ms:.1f} ms")
+        for component in mm.components:
+            outputs = {"frame_index": np.arange(4, dtype=np.int32)}
+            for role in mm.roles(component):
+                spec = mm.resolve(component=component, role=role)
+                where = spec.triton.http_url if spec.triton else "in-process"
+                print(f"  {component}/{role}: {spec.model_name}@{spec.model_version} "
+                      f"{spec.runtime}/{spec.engine}/{spec.precision} on {spec.device} ({where})")
+                if spec.runtime == "triton":
+                    outputs.update(run_triton_role(mm, spec))
+            if len(outputs) == 1:
+                outputs["features"] = np.zeros((4, 8), dtype=np.float32)
+            save_output(run_dir, f"{component}.npz", mm.npz_meta_for(component), **outputs)
+            print(f"    model_signature {mm.model_signature_for(component)}")
+            print(f"    idempotency_key {mm.idempotency_key_for(component)}")
+    finally:
+        triton.stop()
 
     print(f"\n== audit {os.path.relpath(run_dir, REPO)}")
     audit = cli.main(["audit", str(run_dir)])
@@ -74,6 +89,23 @@ def main() -> int:
           f"audited (exit {audit}), example code linted (exit {lint}), licence inventory checked "
           f"(exit {licenses}); written to {os.path.relpath(run_dir, REPO)}")
     return status
+
+
+def run_triton_role(mm: Any, spec: Any) -> dict[str, Any]:
+    """``check()`` then ``infer()`` through the role's handle, on 4 frames of inputs of the declared dtypes."""
+    import numpy as np
+
+    handle = mm.get_runtime(spec)
+    handle.check()
+    inputs = {}
+    for tensor in handle.inputs:
+        shape = [4 if dim == -1 else dim for dim in tensor.shape]
+        dtype = np.float16 if tensor.dtype == "FP16" else np.float32 if tensor.dtype == "FP32" else np.int64
+        inputs[tensor.name] = (np.arange(int(np.prod(shape))) % 97).astype(dtype).reshape(shape)
+    outputs = handle.infer(inputs, request_id=f"demo-{spec.role}")
+    for name, array in outputs.items():
+        print(f"    check() passed; infer() -> {name} {array.dtype} {list(array.shape)}")
+    return dict(outputs)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model_manager.errors import InvalidModelSpec, ModelMappingMissing, shown
 from model_manager.mapping.loader import ModelMapping, load_mapping, parse_run_context
@@ -17,6 +18,11 @@ from model_manager.provenance.signature import (
     models_used,
     run_context_digest,
 )
+from model_manager.runtimes import TritonTimeouts, get_runtime, triton_handle
+from model_manager.runtimes import triton_timeouts as _triton_timeouts
+
+if TYPE_CHECKING:
+    from model_manager.runtimes.triton import TritonHandle
 
 
 class ModelManager:
@@ -25,6 +31,7 @@ class ModelManager:
     ``resolved_model_mapping`` (the run payload's dict) wins over ``profile_path``
     (a YAML profile); with neither, ``model_mapping_missing``. Every in-process
     artifact is checked against its pinned digest here, at construction.
+    ``triton_timeouts`` (``{"connect": s, "network": s}``) bounds every Triton request (docs/triton.md).
     """
 
     def __init__(
@@ -33,7 +40,9 @@ class ModelManager:
         resolved_model_mapping: Mapping[str, Any] | None = None,
         *,
         profile_path: str | os.PathLike[str] | None = None,
+        triton_timeouts: TritonTimeouts | Mapping[str, float] | None = None,
     ) -> None:
+        self.triton_timeouts: TritonTimeouts = _triton_timeouts(triton_timeouts)
         self.run_context: RunContext = parse_run_context(run_context)
         self.mapping: ModelMapping = load_mapping(resolved_model_mapping, profile_path)
         _activate_guard(triton_endpoints(self.mapping))
@@ -41,6 +50,8 @@ class ModelManager:
         self._specs: Specs = resolution.specs
         self._paths: Paths = resolution.paths
         self._signatures: dict[str, str] = {}
+        self._handles: dict[tuple[str, str], TritonHandle] = {}
+        self._handles_lock = threading.Lock()
 
     # --- resolution -------------------------------------------------------
     @property
@@ -124,6 +135,34 @@ class ModelManager:
                                       component=spec.component_name, role=spec.role, field="artifacts",
                                       hint="Triton models keep their weights in Triton's model repository")
         return self.artifact_path(spec, f"artifacts.{field}")
+
+    # --- runtime handles --------------------------------------------------------
+    def triton_client(self, spec: ResolvedModelSpec) -> TritonHandle:
+        """The handle of a Triton role (one per component and role, shared by threads; docs/triton.md)."""
+        own = self._own_spec(spec)
+        with self._handles_lock:
+            handle = self._handles.get((own.component_name, own.role))
+            if handle is None:
+                handle = self._handles[(own.component_name, own.role)] = triton_handle(own, self.triton_timeouts)
+            return handle
+
+    def get_runtime(self, spec: ResolvedModelSpec) -> TritonHandle:
+        """Something callable for ``spec``: the Triton handle for ``runtime: triton`` (in-process engines have
+        no handle yet: ``invalid_model_spec`` naming ``weights_path``)."""
+        own = self._own_spec(spec)
+        return self.triton_client(own) if own.runtime == "triton" else get_runtime(own, self.triton_timeouts)
+
+    def _own_spec(self, spec: ResolvedModelSpec) -> ResolvedModelSpec:
+        if not isinstance(spec, ResolvedModelSpec):
+            raise InvalidModelSpec(f"expected the ResolvedModelSpec that mm.resolve returned, not "
+                                   f"{type(spec).__name__}", field="spec",
+                                   hint="spec = mm.resolve(component=..., role=...)")
+        own = self.resolve(component=spec.component_name, role=spec.role)
+        if spec is not own and spec != own:
+            raise InvalidModelSpec("the spec differs from the one this manager resolved (and signed) for it",
+                                   component=spec.component_name, role=spec.role, field="spec",
+                                   hint="pass the spec mm.resolve returned; a resolved spec is never edited")
+        return own
 
 
 def _entry_as_resolved(spec: ResolvedModelSpec) -> dict[str, Any]:
