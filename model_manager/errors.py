@@ -74,8 +74,8 @@ CODES: Final[dict[str, tuple[str, str]]] = {
         "Load the model into Triton's repository, or fix triton.model_name/model_version.",
     ),
     TRITON_INFER_FAILED: (
-        "Triton refused or failed an inference request.",
-        "Check the inputs' names, dtypes and shapes against the mapping.",
+        "Triton refused or failed an inference request, or answered with something that is not a valid answer.",
+        "Read Triton's own message in the error: a model error, a bad input, a server that stopped answering.",
     ),
     ONNXRUNTIME_MISSING: (
         "An ONNX model runs in-process but onnxruntime (or the provider for its device) is absent.",
