@@ -12,7 +12,6 @@ Every figure is a ratio of two things measured in this run, alternating round by
 
 from __future__ import annotations
 
-import http.client
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import numpy as np
 import tritonclient.http as httpclient
 from _util import interleaved, verdict
 from contract_models import BY_NAME
-from real_triton import real_triton
+from real_triton import ready, real_triton
 from triton_helpers import double, handle, manager
 
 from pytest_mm.fake_triton import FakeTriton
@@ -46,18 +45,6 @@ FAKE_PROCESS = (
     "print(server.url, flush=True)\n"
     "sys.stdin.read()\n"
 )
-
-
-def ready(url: str) -> bool:
-    host, port = url.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=1)
-    try:
-        conn.request("GET", "/v2/health/ready")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 def fake_start_to_ready() -> float:

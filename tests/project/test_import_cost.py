@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from helpers.imports import modules_after
 
 HEAVY = ["numpy", "onnxruntime", "tritonclient", "gevent", "geventhttpclient", "yaml", "pydantic"]
 
 
-def _modules_after(code: str) -> set[str]:
-    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
-    return set(json.loads(out))
-
-
 def test_import_model_manager_loads_nothing_heavy() -> None:
-    loaded = _modules_after("import model_manager")
+    loaded = modules_after("import model_manager")
     assert not [m for m in HEAVY if m in loaded]
 
 
 def test_building_a_manager_does_not_load_numpy_or_runtimes() -> None:
-    loaded = _modules_after("from model_manager import ModelManager; from model_manager import provenance")
+    loaded = modules_after("from model_manager import ModelManager; from model_manager import provenance")
     assert not [m for m in ["numpy", "onnxruntime", "tritonclient", "gevent"] if m in loaded]

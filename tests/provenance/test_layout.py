@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers.imports import modules_after
 
 import model_manager.provenance
 
 PACKAGE = Path(model_manager.provenance.__file__).parent
 
 
-def _modules_after(code: str) -> set[str]:
-    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
-    return set(json.loads(out))
-
-
 def test_provenance_imports_neither_the_manager_nor_numpy() -> None:
-    loaded = _modules_after("from model_manager.provenance import audit_run_dir, save_output, write_manifest")
+    loaded = modules_after("from model_manager.provenance import audit_run_dir, save_output, write_manifest")
     assert "model_manager.manager" not in loaded and "numpy" not in loaded
 
 

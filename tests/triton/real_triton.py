@@ -57,7 +57,13 @@ def _free_port() -> int:
 
 
 def _ready(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    return ready(f"127.0.0.1:{port}")
+
+
+def ready(url: str) -> bool:
+    """Whether the Triton at ``host:port`` answers ready (the real one, or the fake)."""
+    host, port = url.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=1)
     try:
         conn.request("GET", "/v2/health/ready")
         return conn.getresponse().status == 200
