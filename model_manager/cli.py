@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from model_manager.errors import EnvironmentFailure, Interrupted, ModelManagerError, UsageError, shown
+from model_manager.errors import EnvironmentFailure, Interrupted, ModelManagerError, UsageError, os_failure, shown
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
@@ -134,10 +134,9 @@ def _fail(fmt: str, exc: ModelManagerError) -> int:
 
 
 def _environment_failure(exc: OSError, what: str | None = None) -> EnvironmentFailure:
-    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
     target = what or (shown(exc.filename) if exc.filename is not None else "a file")
     hint = "the reader closed the pipe; nothing is wrong with the run" if exc.errno == errno.EPIPE else None
-    return EnvironmentFailure(f"{target}: {name} ({exc.strerror or exc})", hint=hint)
+    return os_failure(exc, target, hint=hint)
 
 
 def _problem_lines(problems: Sequence[ModelManagerError]) -> list[str]:

@@ -6,7 +6,9 @@ including the network guard and the linter, and must stay cheap.
 
 from __future__ import annotations
 
+import errno
 import reprlib
+import stat
 from typing import Any, ClassVar, Final
 
 # --- codes (stable: other systems match on them; docs/errors.md lists them) ---
@@ -374,6 +376,23 @@ for _cls in BY_CODE.values():
     _cls.__doc__ = CODES[_cls.code][0]  # the one text of when it is raised, as docs/errors.md shows it
 #: codes whose cause lies outside the mapping and the code: the command line exits 3 for them.
 ENVIRONMENT_CODES: Final = frozenset(code for code, cls in BY_CODE.items() if cls.exit_status == 3)
+
+
+_FILE_KINDS: Final = {stat.S_IFREG: "a regular file", stat.S_IFDIR: "a folder", stat.S_IFLNK: "a symbolic link",
+                      stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+                      stat.S_IFBLK: "a block device"}
+
+
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, for messages: "a FIFO", "a folder", ..."""
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "of an unknown kind")
+
+
+def os_failure(exc: OSError, subject: str, *, hint: str | None = None, **where: str | None) -> EnvironmentFailure:
+    """An operating-system error as the environment failure it is: ``<subject>: <ERRNO NAME> (<the system's
+    words>)``. ``subject`` is already rendered (user values through ``shown``)."""
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return EnvironmentFailure(f"{subject}: {name} ({exc.strerror or exc})", hint=hint, **where)
 
 
 def error_for(code: str, message: str, **kwargs: str | None) -> ModelManagerError:

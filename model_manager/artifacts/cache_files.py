@@ -14,7 +14,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from model_manager.errors import DigestCacheInsecure, shown
+from model_manager.errors import DigestCacheInsecure, file_kind, shown
 
 if TYPE_CHECKING:
     import sqlite3
@@ -36,14 +36,11 @@ def insecure(path: str, problem: str) -> DigestCacheInsecure:
     return DigestCacheInsecure(f"digest cache {shown(path)} {problem}", field="MM_CACHE_DIR", hint=_HINT)
 
 
-_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
-
 
 def check_file(path: str, st: os.stat_result, private: bool) -> None:
     """The key (``private``: no group/other access at all) or the store: a regular file of ours, closed to writers."""
     if not stat.S_ISREG(st.st_mode):
-        raise insecure(path, f"is {_KINDS.get(stat.S_IFMT(st.st_mode), 'of an unknown kind')}, not a regular file")
+        raise insecure(path, f"is {file_kind(st.st_mode)}, not a regular file")
     if st.st_uid != os.geteuid():
         raise insecure(path, f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})")
     if st.st_mode & (0o077 if private else 0o022):
@@ -63,7 +60,7 @@ def open_private_dir(directory: str) -> tuple[str, int]:
             os.mkdir(path, 0o700)
     st = os.lstat(real)
     if not stat.S_ISDIR(st.st_mode):
-        raise insecure(real, f"is {_KINDS.get(stat.S_IFMT(st.st_mode), 'of an unknown kind')}, not a folder")
+        raise insecure(real, f"is {file_kind(st.st_mode)}, not a folder")
     dfd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st, parent = os.fstat(dfd), os.path.dirname(real)

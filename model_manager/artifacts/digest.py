@@ -10,7 +10,6 @@ few KiB on this kind of machine (bench/bench_folder_digest.py).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from model_manager.artifacts.cache import DigestCache, Key
 from model_manager.artifacts.paths import inside
-from model_manager.errors import EnvironmentFailure, InvalidModelSpec, ModelArtifactMissing, shown
+from model_manager.errors import EnvironmentFailure, InvalidModelSpec, ModelArtifactMissing, os_failure, shown
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -192,10 +191,9 @@ def _folder_text(folder: str, dev: int, root: str, cache: DigestCache, where: _W
 
 
 def _os_failure(exc: OSError, path: str, where: _Where) -> EnvironmentFailure:
-    name = errno.errorcode.get(exc.errno or 0, f"errno {exc.errno}")
-    return EnvironmentFailure(f"{shown(exc.filename or path)}: {name} ({exc.strerror or exc})", **where,
-                              hint="fix the file or folder named (its permissions, a symbolic-link loop, a failing "
-                                   "disk); the mapping is not at fault")
+    return os_failure(exc, shown(exc.filename or path), **where,
+                      hint="fix the file or folder named (its permissions, a symbolic-link loop, a failing disk); "
+                           "the mapping is not at fault")
 
 
 def weights_digest(

@@ -6,7 +6,14 @@ import os
 import posixpath
 import stat
 
-from model_manager.errors import EnvironmentFailure, InvalidModelSpec, ModelArtifactMissing, ModelsRootMissing, shown
+from model_manager.errors import (
+    EnvironmentFailure,
+    InvalidModelSpec,
+    ModelArtifactMissing,
+    ModelsRootMissing,
+    file_kind,
+    shown,
+)
 
 MODELS_ROOT_ENV = "MM_MODELS_ROOT"
 
@@ -95,5 +102,5 @@ def check_plain_artifact(real: str, rel: str, *, component: str, role: str, fiel
     except OSError as exc:
         raise EnvironmentFailure(f"artifact {shown(rel)} cannot be read: {exc.strerror or exc}", **where,
                                  hint="check the file's permissions under the models root") from None
-    raise InvalidModelSpec(f"artifact {shown(rel)} is not a regular file or folder", **where,
+    raise InvalidModelSpec(f"artifact {shown(rel)} is {file_kind(st.st_mode)}, not a regular file or folder", **where,
                            hint="name a file or a folder of files, not a FIFO, device or socket")

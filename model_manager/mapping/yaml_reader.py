@@ -9,14 +9,13 @@ become gigabytes in memory, in validation or in a message).
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from typing import Any
 
 import yaml
 
-from model_manager.errors import EnvironmentFailure, InvalidModelSpec, ModelMappingMissing, shown
+from model_manager.errors import EnvironmentFailure, InvalidModelSpec, ModelMappingMissing, file_kind, os_failure, shown
 
 #: the largest profile read (a 100-component profile is about 100 KB)
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
@@ -76,8 +75,7 @@ def read_profile_bytes(path: str) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise ModelMappingMissing(f"profile {shown(path)} is {kind}", **where,
+            raise ModelMappingMissing(f"profile {shown(path)} is {file_kind(st.st_mode)}, not a regular file", **where,
                                       hint="pass the path of a YAML profile file")
         if st.st_size > MAX_PROFILE_BYTES:
             raise _too_large(path)
@@ -101,9 +99,8 @@ def _too_large(path: str) -> InvalidModelSpec:
 
 
 def _os_failure(path: str, exc: OSError) -> EnvironmentFailure:
-    name = errno.errorcode.get(exc.errno or 0, "OSError")
-    return EnvironmentFailure(f"profile {shown(path)} cannot be read: {name} ({exc.strerror or exc})",
-                              field="profile_path", hint="check the path, its permissions and the device")
+    return os_failure(exc, f"profile {shown(path)} cannot be read", field="profile_path",
+                      hint="check the path, its permissions and the device")
 
 
 def parse_yaml(raw: bytes | str, *, source: str) -> Any:

@@ -12,7 +12,8 @@ import os
 import stat
 from collections.abc import Sequence
 
-from model_manager.errors import EnvironmentFailure, shown
+from model_manager import errors
+from model_manager.errors import EnvironmentFailure, file_kind, shown
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
@@ -30,19 +31,9 @@ class NotRegular(Exception):
         self.kind = kind
 
 
-def kind_of(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
-
-
 def os_failure(action: str, path: object, exc: OSError, **where: str | None) -> EnvironmentFailure:
-    name = errno.errorcode.get(exc.errno or 0, "OSError")
-    return EnvironmentFailure(f"cannot {action} {shown(str(path))}: {name} ({exc.strerror or exc})", **where,
-                              hint="fix the permissions, the disk or the device the message names")
+    return errors.os_failure(exc, f"cannot {action} {shown(str(path))}", **where,
+                             hint="fix the permissions, the disk or the device the message names")
 
 
 def open_folder(path: str | os.PathLike[str], what: str = "the run folder") -> int:
@@ -75,7 +66,7 @@ def open_regular(dir_fd: int, parts: Sequence[str]) -> tuple[int, os.stat_result
             fds.append(at)
         st = os.stat(parts[-1], dir_fd=at, follow_symlinks=False)
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(kind_of(st.st_mode))
+            raise NotRegular(file_kind(st.st_mode))
         try:
             fd = os.open(parts[-1], _FILE_FLAGS, dir_fd=at)
         except OSError as exc:
@@ -133,7 +124,7 @@ def walk(dir_fd: int, suffix: str) -> tuple[list[tuple[str, str]], list[tuple[st
                     if stat.S_ISDIR(st.st_mode):
                         stack.append((*parts, entry.name))
                     if entry.name.endswith(suffix):
-                        found.append((prefix + entry.name, kind_of(st.st_mode)))
+                        found.append((prefix + entry.name, file_kind(st.st_mode)))
         except OSError as exc:
             failed.append((prefix.rstrip("/") or ".", exc))
         finally:
