@@ -27,8 +27,9 @@ def install_startup_hook(site_dir: str | os.PathLike[str] | None = None) -> Path
     return path
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m model_manager.guard.startup") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Carry the network guard to spawned Python children.")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model_manager.guard.startup",
+                                     description="Carry the network guard to spawned Python children.")
     parser.add_argument("--install-startup-hook", action="store_true",
                         help=f"write {PTH_NAME} into --site-dir (default: this environment's site-packages)")
     parser.add_argument("--site-dir", default=None)

@@ -349,7 +349,7 @@ def spawned_child_plain() -> str:
 
 @case
 def spawned_child_startup_hook() -> str:
-    from model_manager.guard.support import install_startup_hook
+    from model_manager.guard.startup import install_startup_hook
     folder = Path(tempfile.mkdtemp())
     venv.create(folder, with_pip=False)
     site = next(folder.glob("lib/python3*/site-packages"))

@@ -14,8 +14,7 @@ import pytest
 
 from model_manager import guard
 from model_manager.errors import ModelManagerError, NetworkAccessForbidden
-from model_manager.guard import grpc_targets, startup
-from model_manager.guard import support as guard_support
+from model_manager.guard import children, grpc_targets, startup
 
 # These tests switch the guard on and off themselves; under pytest_mm that needs the marker.
 pytestmark = pytest.mark.mm_allow_network(reason="tests of the guard itself switch it on and off")
@@ -180,7 +179,8 @@ def test_replaced_wrappers_are_reported_and_repaired(active: None) -> None:
     ("subprocess.Popen", (None, "true", None, None), None),
 ])
 def test_download_programs_are_recognised(event: str, args: tuple[Any, ...], program: str | None) -> None:
-    assert guard_support.download_program(event, args) == program
+    finding = children.scan_event(event, args)
+    assert (finding.program if finding is not None else None) == program
 
 
 @pytest.mark.parametrize(("target", "pairs"), [
@@ -190,7 +190,6 @@ def test_download_programs_are_recognised(event: str, args: tuple[Any, ...], pro
     ("unix:/tmp/s", []), ("unix-abstract:x", []),
 ])
 def test_grpc_targets_parse(target: str, pairs: list[tuple[str, int]]) -> None:
-    assert guard_support.grpc_endpoints(target) == pairs
     assert grpc_targets.grpc_endpoints(target) == pairs
 
 
@@ -213,9 +212,8 @@ def test_grpc_channels_are_checked_at_the_class_and_loopback_is_allowed(active: 
 
 
 def test_startup_hook_line(tmp_path: Any) -> None:
-    path = guard_support.install_startup_hook(tmp_path)
+    path = startup.install_startup_hook(tmp_path)
     assert path.read_text() == startup.PTH_LINE  # the line installed environments already hold
     assert path.read_text() == ("import os; os.environ.get('MM_NETWORK_GUARD') == '1' and "
                                 "__import__('model_manager.guard').guard.activate_from_env()\n")
-    assert guard_support.main(["--install-startup-hook", "--site-dir", str(tmp_path)]) == 0
     assert startup.main(["--install-startup-hook", "--site-dir", str(tmp_path)]) == 0
