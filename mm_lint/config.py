@@ -9,7 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_manager.errors import LINT_CONFIG_INVALID, LintConfigInvalid, ModelManagerError
+from model_manager.error_codes import LINT_CONFIG_INVALID
+from model_manager.errors import LintConfigInvalid, ModelManagerError
 
 CONFIG_INVALID = LINT_CONFIG_INVALID
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mm_lint.engine import Finding
-from model_manager.errors import LICENSE_INVENTORY_INVALID, InvalidModelSpec, LicenseInventoryInvalid
+from model_manager.error_codes import LICENSE_INVENTORY_INVALID
+from model_manager.errors import InvalidModelSpec, LicenseInventoryInvalid
 
 INVENTORY_INVALID = LICENSE_INVENTORY_INVALID
 

@@ -11,154 +11,8 @@ import reprlib
 import stat
 from typing import Any, ClassVar, Final
 
-# --- codes (stable: other systems match on them; docs/errors.md lists them) ---
-MODEL_MAPPING_MISSING: Final = "model_mapping_missing"
-INVALID_MODEL_SPEC: Final = "invalid_model_spec"
-INVALID_RUN_CONTEXT: Final = "invalid_run_context"
-MODELS_ROOT_MISSING: Final = "models_root_missing"
-MODEL_ARTIFACT_MISSING: Final = "model_artifact_missing"
-WEIGHTS_DIGEST_MISMATCH: Final = "weights_digest_mismatch"
-TRITON_UNAVAILABLE: Final = "triton_unavailable"
-TRITON_MODEL_NOT_FOUND: Final = "triton_model_not_found"
-TRITON_INFER_FAILED: Final = "triton_infer_failed"
-ONNXRUNTIME_MISSING: Final = "onnxruntime_missing"
-PROVENANCE_INVALID: Final = "provenance_invalid"
-MODEL_SIGNATURE_MISMATCH: Final = "model_signature_mismatch"
-NETWORK_ACCESS_FORBIDDEN: Final = "network_access_forbidden"
-LINT_CONFIG_INVALID: Final = "lint_config_invalid"
-LICENSE_INVENTORY_INVALID: Final = "license_inventory_invalid"
-LINT_FIX_UNAVAILABLE: Final = "lint_fix_unavailable"
-DIGEST_CACHE_INSECURE: Final = "digest_cache_insecure"
-ENVIRONMENT_FAILURE: Final = "environment_failure"
-OUTPUT_INVALID: Final = "output_invalid"
-OUTPUT_MISSING: Final = "output_missing"
-OUTPUT_DIGEST_MISMATCH: Final = "output_digest_mismatch"
-OUTPUT_UNRECORDED: Final = "output_unrecorded"
-IDEMPOTENCY_KEY_MISMATCH: Final = "idempotency_key_mismatch"
-RUN_CONTEXT_MISMATCH: Final = "run_context_mismatch"
-USAGE_ERROR: Final = "usage_error"
-INTERRUPTED: Final = "interrupted"
-KERNEL_GUARD_UNAVAILABLE: Final = "kernel_guard_unavailable"
-
-#: code -> (when it is raised, what usually fixes it). docs/errors.md is built from this.
-CODES: Final[dict[str, tuple[str, str]]] = {
-    MODEL_MAPPING_MISSING: (
-        "No mapping was given, or the component or role asked for is not in it.",
-        "Pass a resolved mapping or a profile path; check the component and role names.",
-    ),
-    INVALID_MODEL_SPEC: (
-        "The mapping breaks its contract (docs/mapping.md): a missing pinned field, an unknown key, "
-        "a bad value, a duplicate YAML key, a path that leaves the models root.",
-        "Fix the field the message names; nothing is defaulted.",
-    ),
-    INVALID_RUN_CONTEXT: (
-        "The run context lacks a required field, has an unknown one, or a value is not a string.",
-        "Pass all six run_context fields as non-empty strings (docs/mapping.md).",
-    ),
-    MODELS_ROOT_MISSING: (
-        "In-process artifacts are named but MM_MODELS_ROOT is unset or not a folder.",
-        "Set MM_MODELS_ROOT to the folder that holds the prepared weights.",
-    ),
-    MODEL_ARTIFACT_MISSING: (
-        "An artifact named in the mapping is not on the local filesystem.",
-        "Prepare the weights under MM_MODELS_ROOT before the run; nothing is downloaded.",
-    ),
-    WEIGHTS_DIGEST_MISMATCH: (
-        "The local artifact's sha256 differs from the pinned weights_digest.",
-        "Restore the pinned weights, or pin the new digest (`model-manager digest PATH`).",
-    ),
-    TRITON_UNAVAILABLE: (
-        "The Triton server at the mapped endpoint cannot be reached or is not ready.",
-        "Start the local Triton server; there are no retries.",
-    ),
-    TRITON_MODEL_NOT_FOUND: (
-        "The Triton server does not serve the mapped model name and version, or its I/O differs.",
-        "Load the model into Triton's repository, or fix triton.model_name/model_version.",
-    ),
-    TRITON_INFER_FAILED: (
-        "Triton refused or failed an inference request, or answered with something that is not a valid answer.",
-        "Read Triton's own message in the error: a model error, a bad input, a server that stopped answering.",
-    ),
-    ONNXRUNTIME_MISSING: (
-        "An ONNX model runs in-process but onnxruntime (or the provider for its device) is absent.",
-        "Install the `onnx` extra (CPU) or `onnx-gpu` extra (CUDA).",
-    ),
-    PROVENANCE_INVALID: (
-        "A manifest.json or an NPZ output lacks readable provenance (models_used, model_signature).",
-        "Write outputs through model_manager.provenance so every file carries its meta.",
-    ),
-    MODEL_SIGNATURE_MISMATCH: (
-        "An output's model_signature differs from what the run's manifest says for its component.",
-        "The output was produced by other models than the run recorded; re-run the component.",
-    ),
-    NETWORK_ACCESS_FORBIDDEN: (
-        "Code tried to reach the network outside loopback and the mapped Triton endpoints.",
-        "Prepare weights locally and load them by path; see docs/forbidden-calls.md.",
-    ),
-    LINT_CONFIG_INVALID: (
-        "The [tool.mm-lint] table of pyproject.toml has an unknown key or a value of the wrong type.",
-        "Fix the key the message names; see docs/mm-lint.md#configuration.",
-    ),
-    LICENSE_INVENTORY_INVALID: (
-        "The licence inventory cannot be read or has no table with model_name and licence columns.",
-        "Keep docs/MODEL_LICENSES.md a Markdown table: model_name | model_version | licence | source.",
-    ),
-    LINT_FIX_UNAVAILABLE: (
-        "mm-lint --fix or --diff was asked for but libcst is not installed.",
-        "Install libcst (the dev extra, or the mm-lint-fix pre-commit hook's dependencies).",
-    ),
-    DIGEST_CACHE_INSECURE: (
-        "The digest cache folder, its key or its store can be written by another user, or is not "
-        "a plain folder or file owned by this user.",
-        "`chmod go-w` the folder (or point MM_CACHE_DIR at a private one); MM_VERIFY=full skips the cache.",
-    ),
-    ENVIRONMENT_FAILURE: (
-        "The operating system refused or failed an operation: a read error (EIO), a permission, a "
-        "symbolic-link loop, a full disk, a closed output pipe.",
-        "Fix the file, folder or device the message names; the run itself was not at fault.",
-    ),
-    OUTPUT_INVALID: (
-        "An output to be written breaks the rules of outputs: an object array (needs pickle to read), "
-        "an array called 'meta', or meta that is not models_used and model_signature.",
-        "Write plain numeric or string arrays with the meta from mm.npz_meta_for(component).",
-    ),
-    OUTPUT_MISSING: (
-        "The run's manifest records an output that is not in the run folder (or is not a regular file).",
-        "Restore the output, or re-run the component that wrote it.",
-    ),
-    OUTPUT_DIGEST_MISMATCH: (
-        "An output's bytes (sha256) or component differ from what the run's manifest recorded.",
-        "The file was replaced or edited after the run; restore it or re-run its component.",
-    ),
-    OUTPUT_UNRECORDED: (
-        "An NPZ in the run folder is not recorded in the run's manifest.",
-        "Remove the stray file, or write outputs with save_output so the manifest records them.",
-    ),
-    IDEMPOTENCY_KEY_MISMATCH: (
-        "A recorded idempotency key differs from the one recomputed from the manifest's run_context "
-        "and signatures.",
-        "The manifest was edited after the run; restore it or re-run.",
-    ),
-    RUN_CONTEXT_MISMATCH: (
-        "The manifest's run_context differs from the digest recorded when the run was written.",
-        "The manifest was edited after the run; restore it or re-run.",
-    ),
-    USAGE_ERROR: (
-        "The command line is malformed: an unknown option, a missing argument, a bad value.",
-        "Run the command with --help.",
-    ),
-    INTERRUPTED: (
-        "The command was interrupted (Ctrl-C, SIGINT) before it finished.",
-        "Run it again; nothing it wrote is left half-written.",
-    ),
-    KERNEL_GUARD_UNAVAILABLE: (
-        "The network guard's kernel mode was asked for, but this kernel or process cannot apply it "
-        "(no Landlock network rules, no seccomp, another architecture, or threads it cannot cover).",
-        "Run on Linux 6.7+ with Landlock enabled, activate kernel mode before starting threads, or "
-        "leave MM_GUARD_KERNEL unset and accept the documented limits of the default mode.",
-    ),
-}
-
+from model_manager import error_codes as _codes
+from model_manager.error_codes import CODES
 
 #: the longest message an error keeps; user values are shortened by ``shown`` before that.
 MAX_MESSAGE = 2000
@@ -245,58 +99,58 @@ def _rebuild(cls: type[ModelManagerError], message: str, kwargs: dict[str, Any])
 
 
 class ModelMappingMissing(ModelManagerError):
-    code = MODEL_MAPPING_MISSING
+    code = _codes.MODEL_MAPPING_MISSING
 
 
 class InvalidModelSpec(ModelManagerError):
-    code = INVALID_MODEL_SPEC
+    code = _codes.INVALID_MODEL_SPEC
 
 
 class InvalidRunContext(ModelManagerError):
-    code = INVALID_RUN_CONTEXT
+    code = _codes.INVALID_RUN_CONTEXT
 
 
 class ModelsRootMissing(ModelManagerError):
-    code = MODELS_ROOT_MISSING
+    code = _codes.MODELS_ROOT_MISSING
     exit_status = 3
 
 
 class ModelArtifactMissing(ModelManagerError):
-    code = MODEL_ARTIFACT_MISSING
+    code = _codes.MODEL_ARTIFACT_MISSING
 
 
 class WeightsDigestMismatch(ModelManagerError):
-    code = WEIGHTS_DIGEST_MISMATCH
+    code = _codes.WEIGHTS_DIGEST_MISMATCH
 
 
 class TritonUnavailable(ModelManagerError):
-    code = TRITON_UNAVAILABLE
+    code = _codes.TRITON_UNAVAILABLE
     exit_status = 3
 
 
 class TritonModelNotFound(ModelManagerError):
-    code = TRITON_MODEL_NOT_FOUND
+    code = _codes.TRITON_MODEL_NOT_FOUND
 
 
 class TritonInferFailed(ModelManagerError):
-    code = TRITON_INFER_FAILED
+    code = _codes.TRITON_INFER_FAILED
 
 
 class OnnxRuntimeMissing(ModelManagerError):
-    code = ONNXRUNTIME_MISSING
+    code = _codes.ONNXRUNTIME_MISSING
     exit_status = 3
 
 
 class ProvenanceInvalid(ModelManagerError):
-    code = PROVENANCE_INVALID
+    code = _codes.PROVENANCE_INVALID
 
 
 class ModelSignatureMismatch(ModelManagerError):
-    code = MODEL_SIGNATURE_MISMATCH
+    code = _codes.MODEL_SIGNATURE_MISMATCH
 
 
 class NetworkAccessForbidden(ModelManagerError):
-    code = NETWORK_ACCESS_FORBIDDEN
+    code = _codes.NETWORK_ACCESS_FORBIDDEN
 
     def __init__(self, message: str = "", *, host: str | None = None, port: int | None = None,
                  library: str | None = None, **kwargs: Any) -> None:
@@ -309,64 +163,78 @@ class NetworkAccessForbidden(ModelManagerError):
 
 
 class LintConfigInvalid(ModelManagerError):
-    code = LINT_CONFIG_INVALID
+    code = _codes.LINT_CONFIG_INVALID
 
 
 class LicenseInventoryInvalid(ModelManagerError):
-    code = LICENSE_INVENTORY_INVALID
+    code = _codes.LICENSE_INVENTORY_INVALID
 
 
 class LintFixUnavailable(ModelManagerError):
-    code = LINT_FIX_UNAVAILABLE
+    code = _codes.LINT_FIX_UNAVAILABLE
     exit_status = 3
 
 
 class DigestCacheInsecure(ModelManagerError):
-    code = DIGEST_CACHE_INSECURE
+    code = _codes.DIGEST_CACHE_INSECURE
     exit_status = 3
 
 
 class EnvironmentFailure(ModelManagerError):
-    code = ENVIRONMENT_FAILURE
+    code = _codes.ENVIRONMENT_FAILURE
     exit_status = 3
 
 
 class OutputInvalid(ModelManagerError):
-    code = OUTPUT_INVALID
+    code = _codes.OUTPUT_INVALID
 
 
 class OutputMissing(ModelManagerError):
-    code = OUTPUT_MISSING
+    code = _codes.OUTPUT_MISSING
 
 
 class OutputDigestMismatch(ModelManagerError):
-    code = OUTPUT_DIGEST_MISMATCH
+    code = _codes.OUTPUT_DIGEST_MISMATCH
 
 
 class OutputUnrecorded(ModelManagerError):
-    code = OUTPUT_UNRECORDED
+    code = _codes.OUTPUT_UNRECORDED
 
 
 class IdempotencyKeyMismatch(ModelManagerError):
-    code = IDEMPOTENCY_KEY_MISMATCH
+    code = _codes.IDEMPOTENCY_KEY_MISMATCH
 
 
 class RunContextMismatch(ModelManagerError):
-    code = RUN_CONTEXT_MISMATCH
+    code = _codes.RUN_CONTEXT_MISMATCH
 
 
 class KernelGuardUnavailable(ModelManagerError):
-    code = KERNEL_GUARD_UNAVAILABLE
+    code = _codes.KERNEL_GUARD_UNAVAILABLE
+    exit_status = 3
+
+
+class DeviceUnavailable(ModelManagerError):
+    code = _codes.DEVICE_UNAVAILABLE
+    exit_status = 3
+
+
+class ModelArtifactInvalid(ModelManagerError):
+    code = _codes.MODEL_ARTIFACT_INVALID
+
+
+class TorchMissing(ModelManagerError):
+    code = _codes.TORCH_MISSING
     exit_status = 3
 
 
 class UsageError(ModelManagerError):
-    code = USAGE_ERROR
+    code = _codes.USAGE_ERROR
     exit_status = 2
 
 
 class Interrupted(ModelManagerError):
-    code = INTERRUPTED
+    code = _codes.INTERRUPTED
     exit_status = 130
 
 
