@@ -11,14 +11,18 @@ TEST_STAMP := $(VENV)/.installed-test
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# The demo needs only the runtime and its Triton client (it serves a Triton role from the fake server).
+# The demo needs the runtime, its Triton client (it serves a Triton role from the fake server), ONNX Runtime
+# (the pipeline's own onnxruntime-gpu; it runs on the CPU too) and safetensors. onnxruntime and onnxruntime-gpu
+# are one module: a CPU-only onnxruntime left in the venv is removed first.
 $(DEMO_STAMP): pyproject.toml Makefile | $(PY)
-	$(PIP) install -e '.[triton]'
+	$(PIP) uninstall -y onnxruntime 2>/dev/null
+	$(PIP) install -e '.[triton,onnx-gpu,safetensors]'
 	touch $@
 
 # The tests need the dev extra, and wheels for the offline pre-commit test (its hook
 # environments install from this wheelhouse, inside a network namespace).
 $(TEST_STAMP): pyproject.toml Makefile | $(PY)
+	$(PIP) uninstall -y onnxruntime 2>/dev/null
 	$(PIP) install -e '.[dev]'
 	$(PIP) download --only-binary=:all: -d $(VENV)/wheelhouse 'setuptools>=77' wheel \
 		'pydantic>=2.6,<3' 'PyYAML>=6.0' 'numpy>=1.24' 'libcst>=1.1'

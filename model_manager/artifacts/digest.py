@@ -115,7 +115,9 @@ def _link_target_stat(path: str, root: str, rel: str, where: _Where) -> tuple[st
 _File = tuple[bytes, str, Key, os.stat_result | None]
 
 
-def _walk(folder: str, dev: int, root: str, where: _Where) -> list[_File]:
+def walk(folder: str, dev: int, root: str, where: _Where) -> list[_File]:
+    """Every regular file below ``folder`` as the folder digest counts it (.git left out; links to files
+    inside ``root`` followed, any other link or kind refused)."""
     files: list[_File] = []
     stack = [("", folder, dev)]
     while stack:
@@ -144,7 +146,7 @@ def _walk(folder: str, dev: int, root: str, where: _Where) -> list[_File]:
 
 
 def _folder_text(folder: str, dev: int, root: str, cache: DigestCache, where: _Where) -> bytes:
-    files = _walk(folder, dev, root, where)
+    files = walk(folder, dev, root, where)
     if not files:
         raise InvalidModelSpec(f"empty model folder {shown(folder)}: no regular file below it (.git left out)",
                                **where, hint="put the model's files in the folder, or name the weights file")
