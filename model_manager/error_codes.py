@@ -36,6 +36,7 @@ KERNEL_GUARD_UNAVAILABLE: Final = "kernel_guard_unavailable"
 DEVICE_UNAVAILABLE: Final = "device_unavailable"
 MODEL_ARTIFACT_INVALID: Final = "model_artifact_invalid"
 TORCH_MISSING: Final = "torch_missing"
+INFERENCE_FAILED: Final = "inference_failed"
 
 #: code -> (when it is raised, what usually fixes it). docs/errors.md is built from this.
 CODES: Final[dict[str, tuple[str, str]]] = {
@@ -169,5 +170,10 @@ CODES: Final[dict[str, tuple[str, str]]] = {
         "A torch weights file (.pt, .pth, .bin) must be loaded but torch is not installed.",
         "Install torch in the worker's environment, or ship the weights as .safetensors (they load without "
         "torch).",
+    ),
+    INFERENCE_FAILED: (
+        "An in-process model refused or failed an inference: inputs that do not match its signature "
+        "(names, element types, ranks, fixed sizes), or an error inside the runtime.",
+        "Feed the inputs the handle lists (handle.inputs); the message names each mismatch.",
     ),
 }

@@ -228,6 +228,10 @@ class TorchMissing(ModelManagerError):
     exit_status = 3
 
 
+class InferenceFailed(ModelManagerError):
+    code = _codes.INFERENCE_FAILED
+
+
 class UsageError(ModelManagerError):
     code = _codes.USAGE_ERROR
     exit_status = 2
