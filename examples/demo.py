@@ -3,12 +3,15 @@
 Verifies the profile, starts a fake Triton serving the profile's Triton roles
 (``pytest_mm.fake_triton``: deterministic outputs, no GPU), builds a
 ModelManager on the mapping pointed at it (network guard on, every local
-artifact checked against its pinned digest), resolves every component, runs
-the Triton roles through their handles (``check()``, ``infer()``) and writes
-``manifest.json`` plus one NPZ per component with its provenance (each
-recorded in the manifest), then audits the run folder against the manifest,
-lints the example's code for downloads, checks its licence inventory and
-prints a short summary.
+artifact checked against its pinned digest), preloads the tier-0 models,
+resolves every component, runs every role through its handle: the Triton roles
+(``check()``, ``infer()``), the in-process ONNX models (real ONNX Runtime
+sessions on the CPU, built from the verified bytes) and the torch role's
+safetensors weights (loaded to numpy, no torch needed); writes ``manifest.json``
+plus one NPZ per component with its provenance (each recorded in the manifest),
+prints ``mm.health()``, then audits the run folder against the manifest, lints
+the example's code for downloads, checks its licence inventory and prints a
+short summary.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ def main() -> int:
         built_ms = (time.perf_counter() - start) * 1000
         run_dir = OUT / run_context["video_id"] / run_context["run_id"]
         write_manifest(run_dir, mm.run_record())
+        start = time.perf_counter()
+        preloaded = mm.preload(tier=0)
+        print(f"\n== preloaded tier 0 in {(time.perf_counter() - start) * 1000:.1f} ms: {', '.join(preloaded)}")
 
         print(f"\n== resolved {len(mm.components)} components in {built_ms:.1f} ms")
         for component in mm.components:
@@ -63,11 +69,20 @@ def main() -> int:
                       f"{spec.runtime}/{spec.engine}/{spec.precision} on {spec.device} ({where})")
                 if spec.runtime == "triton":
                     outputs.update(run_triton_role(mm, spec))
+                else:
+                    outputs.update(run_inprocess_role(mm, spec))
             if len(outputs) == 1:
                 outputs["features"] = np.zeros((4, 8), dtype=np.float32)
             save_output(run_dir, f"{component}.npz", mm.npz_meta_for(component), **outputs)
             print(f"    model_signature {mm.model_signature_for(component)}")
             print(f"    idempotency_key {mm.idempotency_key_for(component)}")
+
+        start = time.perf_counter()
+        records = mm.health(probes=health_probes())
+        print(f"\n== health ({(time.perf_counter() - start) * 1000:.1f} ms)")
+        for record in records:
+            print(f"  {record.line()}")
+        healthy = all(record.ok for record in records)
     finally:
         triton.stop()
 
@@ -83,9 +98,10 @@ def main() -> int:
     licenses = mm_lint(["licenses", "--inventory", str(REPO / "docs" / "MODEL_LICENSES.md"), profile])
     print("  every model has a licence row" if licenses == 0 else f"  findings above (exit {licenses})")
 
-    status = audit or lint or licenses
+    status = audit or lint or licenses or (0 if healthy else 1)
     print("\nsummary: " + ("OK" if status == 0 else "FAILED") +
-          f": {len(mm.specs())} models pinned and verified, manifest + {len(mm.components)} NPZ outputs "
+          f": {len(mm.specs())} models pinned, verified and run ({sum(r.ok for r in records)} healthy), "
+          f"manifest + {len(mm.components)} NPZ outputs "
           f"audited (exit {audit}), example code linted (exit {lint}), licence inventory checked "
           f"(exit {licenses}); written to {os.path.relpath(run_dir, REPO)}")
     return status
@@ -106,6 +122,44 @@ def run_triton_role(mm: Any, spec: Any) -> dict[str, Any]:
     for name, array in outputs.items():
         print(f"    check() passed; infer() -> {name} {array.dtype} {list(array.shape)}")
     return dict(outputs)
+
+
+def health_probes() -> dict[str, dict[str, Any]]:
+    """One tiny input per in-process ONNX role, for ``mm.health``'s inference check."""
+    import numpy as np
+
+    return {"core_optical_flow/flow": {"frame0": np.zeros((1, 3, 8, 8), np.float32),
+                                       "frame1": np.ones((1, 3, 8, 8), np.float32)},
+            "core_audio/vad": {"audio": np.zeros((1, 160), np.float32)},
+            "core_text/embedder": {"input_ids": np.array([[2, 3]], np.int64)}}
+
+
+def run_inprocess_role(mm: Any, spec: Any) -> dict[str, Any]:
+    """Real inference in this process: ONNX Runtime on the verified bytes, or the torch role's weights."""
+    import numpy as np
+
+    handle = mm.get_runtime(spec)
+    rng = np.random.default_rng(0)
+    if spec.engine == "torch":
+        state = handle.load_state_dict()
+        audio = rng.standard_normal((4, 4)).astype(np.float32)
+        features = audio @ state["encoder.weight"].T  # the toy encoder: one linear layer of the real weights
+        print(f"    load_state_dict() -> {', '.join(f'{k} {v.dtype} {list(v.shape)}' for k, v in state.items())} "
+              f"(safetensors, {handle.device})")
+        return {f"{spec.role}_features": features}
+    if spec.role == "flow":
+        frames = rng.random((5, 1, 3, 16, 16), dtype=np.float32)
+        result = np.concatenate([handle.run({"frame0": frames[i], "frame1": frames[i + 1]})["flow"]
+                                 for i in range(4)])
+    elif spec.role == "vad":
+        audio = rng.standard_normal((4, 1, 1600)).astype(np.float32)
+        result = np.concatenate([handle.run({"audio": clip})["speech_prob"] for clip in audio])
+    else:
+        vocab = Path(mm.artifact_path(spec, "artifacts.tokenizer_path"), "vocab.txt").read_text().split()
+        ids = [[vocab.index(c) if c in vocab else 1 for c in text] for text in ("abc", "bad", "cab", "dead")]
+        result = np.concatenate([handle.run({"input_ids": np.array([row], np.int64)})["embedding"] for row in ids])
+    print(f"    run() on {handle.provider} -> {spec.role} {result.dtype} {list(result.shape)}")
+    return {spec.role: result}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``model-manager``: resolve, digest, signature, verify, audit.
+"""``model-manager``: resolve, digest, signature, verify, audit, health.
 
 Exit status: 0 ok; 1 a check failed; 2 a usage error; 3 an environment failure the user must
 fix (an unreadable file, a missing models root, an insecure cache, a full disk); 130 interrupted.
@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--no-cache", action="store_true", help="re-hash every artifact (as MM_VERIFY=full)")
     a = sub.add_parser("audit", parents=[common], help="check a run folder against its manifest.json")
     a.add_argument("run_dir", metavar="RUN_DIR")
+    h = sub.add_parser("health", parents=[common],
+                       help="build every role's handle and check it (Triton: ready; ONNX: a session; torch: "
+                            "its bytes); exit 1 if any is not ok")
+    h.add_argument("--profile", required=True)
     return p
 
 
@@ -232,6 +236,21 @@ def _audit(args: argparse.Namespace) -> Outcome:
         [*_problem_lines(problems), summary]
 
 
+#: the run context ``health`` builds its manager with: a check, not a run (nothing is written)
+HEALTH_RUN_CONTEXT = {"platform_id": "model-manager-health", "video_id": "none", "run_id": "health",
+                      "config_hash": "none", "sampling_policy_version": "none", "dataprocessor_version": "none"}
+
+
+def _health(args: argparse.Namespace) -> Outcome:
+    from model_manager.manager import ModelManager
+
+    records = ModelManager(HEALTH_RUN_CONTEXT, profile_path=args.profile).health()
+    bad = [r for r in records if not r.ok]
+    summary = f"health: {len(records)} role(s), {len(bad)} not ok" + ("" if bad else ": every role is ready")
+    return (EXIT_FAILED if bad else EXIT_OK), {"records": [r.model_dump() for r in records]}, \
+        [*(r.line() for r in records), summary]
+
+
 def _cache(args: argparse.Namespace) -> Any:
     from model_manager.artifacts.cache import DigestCache, open_cache
 
@@ -240,6 +259,7 @@ def _cache(args: argparse.Namespace) -> Any:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Outcome]] = {
     "resolve": _resolve, "digest": _digest, "signature": _signature, "verify": _verify, "audit": _audit,
+    "health": _health,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from model_manager.errors import InvalidModelSpec, ModelMappingMissing, shown
 from model_manager.mapping.loader import ModelMapping, load_mapping, parse_run_context
@@ -18,11 +18,28 @@ from model_manager.provenance.signature import (
     models_used,
     run_context_digest,
 )
-from model_manager.runtimes import TritonTimeouts, get_runtime, triton_handle
+from model_manager.runtimes import TritonTimeouts, inprocess_handle, triton_handle
 from model_manager.runtimes import triton_timeouts as _triton_timeouts
 
 if TYPE_CHECKING:
+    from model_manager.runtimes.health import HealthRecord
+    from model_manager.runtimes.onnx import OnnxHandle
+    from model_manager.runtimes.torch import TorchHandle
     from model_manager.runtimes.triton import TritonHandle
+
+#: what get_runtime hands out, by runtime and engine
+Handle: TypeAlias = "TritonHandle | OnnxHandle | TorchHandle"
+
+
+class _Slot:
+    """One role's handle, built once under its own lock (roles build concurrently during preload)."""
+
+    __slots__ = ("handle", "lock", "options")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.handle: Handle | None = None
+        self.options: dict[str, Any] | None = None
 
 
 class ModelManager:
@@ -49,9 +66,10 @@ class ModelManager:
         resolution = resolve_mapping(self.mapping, open_cache())
         self._specs: Specs = resolution.specs
         self._paths: Paths = resolution.paths
+        self._root = resolution.root
         self._signatures: dict[str, str] = {}
-        self._handles: dict[tuple[str, str], TritonHandle] = {}
-        self._handles_lock = threading.Lock()
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._slots_lock = threading.Lock()
 
     # --- resolution -------------------------------------------------------
     @property
@@ -140,17 +158,72 @@ class ModelManager:
     def triton_client(self, spec: ResolvedModelSpec) -> TritonHandle:
         """The handle of a Triton role (one per component and role, shared by threads; docs/triton.md)."""
         own = self._own_spec(spec)
-        with self._handles_lock:
-            handle = self._handles.get((own.component_name, own.role))
-            if handle is None:
-                handle = self._handles[(own.component_name, own.role)] = triton_handle(own, self.triton_timeouts)
-            return handle
+        if own.runtime != "triton":
+            raise InvalidModelSpec(f"{own.component_name}/{own.role} runs {own.runtime}/{own.engine}, not on "
+                                   "Triton", component=own.component_name, role=own.role, field="runtime",
+                                   hint="triton_client is for runtime 'triton' entries; get_runtime serves every role")
+        return cast("TritonHandle", self._handle(own, None))
 
-    def get_runtime(self, spec: ResolvedModelSpec) -> TritonHandle:
-        """Something callable for ``spec``: the Triton handle for ``runtime: triton`` (in-process engines have
-        no handle yet: ``invalid_model_spec`` naming ``weights_path``)."""
-        own = self._own_spec(spec)
-        return self.triton_client(own) if own.runtime == "triton" else get_runtime(own, self.triton_timeouts)
+    def get_runtime(self, spec: ResolvedModelSpec, *, session_options: Mapping[str, Any] | None = None) -> Handle:
+        """The role's handle, built on first use and shared by threads: a TritonHandle (``runtime: triton``), an
+        OnnxHandle (in-process ``engine: onnx``; ``session_options`` tune ONNX Runtime, docs/onnx-runtime.md)
+        or a TorchHandle (``engine: torch``). Every later call returns the same handle."""
+        return self._handle(self._own_spec(spec), session_options)
+
+    def preload(self, tier: int = 0, *, session_options: Mapping[str, Any] | None = None,
+                workers: int | None = None) -> dict[str, Handle]:
+        """Build every in-process handle whose entry has ``tier: <tier>`` (DECISIONS 0.2), on ``workers``
+        threads (default: one per CPU, at most 8), keyed ``"component/role"``. A failure raises one error
+        naming every model that failed; the handles that did build stay built."""
+        from model_manager.runtimes.preload import build_all, preload_failure
+
+        keys = [(s.component_name, s.role) for s in self.specs() if s.runtime == "inprocess" and s.tier == tier]
+        built, failed = build_all(keys, lambda key: self._handle(self.resolve(component=key[0], role=key[1]),
+                                                                  session_options), workers)
+        if failed:
+            raise preload_failure(tier, len(keys), failed)
+        return {f"{c}/{r}": handle for (c, r), handle in built.items()}
+
+    def health(self, probes: Mapping[str, Mapping[str, Any]] | None = None) -> list[HealthRecord]:
+        """One record per component and role (docs/health.md): ok, or the error's code and message. Never
+        raises. ``probes`` maps ``"component/role"`` to the inputs of one tiny inference for that role."""
+        from model_manager.artifacts.verified import read_verified
+        from model_manager.runtimes.health import check_role, missing_role
+
+        probes = dict(probes or {})
+        records = [check_role(spec, lambda s: self._handle(s, None),
+                              lambda s: read_verified(self.weights_path(s), self._root or "", s.weights_digest,
+                                                      component=s.component_name, role=s.role,
+                                                      field="artifacts.weights_path"),
+                              probes.pop(f"{spec.component_name}/{spec.role}", None))
+                   for spec in self.specs()]
+        return records + [missing_role(str(key), self.mapping.source) for key in probes]
+
+    def _handle(self, spec: ResolvedModelSpec, session_options: Mapping[str, Any] | None) -> Handle:
+        key = (spec.component_name, spec.role)
+        with self._slots_lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot()
+        options = None if session_options is None else dict(session_options)
+        with slot.lock:
+            if slot.handle is None:
+                if spec.runtime == "triton":
+                    if options is not None:
+                        raise InvalidModelSpec("session_options are ONNX Runtime's; a Triton role takes none",
+                                               component=spec.component_name, role=spec.role,
+                                               field="session_options", hint="set Triton's own model config")
+                    slot.handle = triton_handle(spec, self.triton_timeouts)
+                else:
+                    slot.handle = inprocess_handle(spec, self.weights_path(spec), self._root or "", options)
+                slot.options = options
+            elif options is not None and options != slot.options:
+                raise InvalidModelSpec(
+                    f"the handle was already built with session_options {shown(slot.options)}, not "
+                    f"{shown(options)}", component=spec.component_name, role=spec.role, field="session_options",
+                    hint="a role has one handle per manager: pass the same options everywhere, or none after "
+                         "the first call")
+            return slot.handle
 
     def _own_spec(self, spec: ResolvedModelSpec) -> ResolvedModelSpec:
         if not isinstance(spec, ResolvedModelSpec):

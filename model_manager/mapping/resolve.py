@@ -31,6 +31,8 @@ Paths = dict[tuple[str, str, str], str]
 class Resolution:
     specs: Specs
     paths: Paths
+    #: the real models root the paths were checked under (None: no entry names an artifact)
+    root: str | None = None
 
 
 class _Root:
@@ -42,6 +44,10 @@ class _Root:
     def get(self, component: str, role: str) -> str:
         if self._value is None:
             self._value = models_root(component, role)
+        return self._value
+
+    @property
+    def value(self) -> str | None:
         return self._value
 
 
@@ -80,7 +86,7 @@ def resolve_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> 
                         for role, entry in roles.items()}
             for component, roles in mapping.components.items()
         }
-    return Resolution(specs, paths)
+    return Resolution(specs, paths, root.value)
 
 
 def verify_mapping(mapping: ModelMapping, cache: DigestCache | None = None) -> list[ModelManagerError]:

@@ -1,8 +1,9 @@
-"""Runtime handles that a component calls: ``get_runtime(spec)`` dispatches on ``spec.runtime``/``spec.engine``.
+"""Runtime handles that a component calls: ``mm.get_runtime(spec)`` dispatches on ``spec.runtime``/``spec.engine``.
 
-Triton roles get a ``TritonHandle`` (``runtimes.triton``; tritonclient and numpy load only when the
-first one is made). The in-process engines (ONNX Runtime, torch) join here with their own issues.
-Importing this package is cheap: standard library and ``errors`` only.
+Triton roles get a ``TritonHandle`` (``runtimes.triton``), in-process ONNX roles an ``OnnxHandle``
+(``runtimes.onnx``), torch roles a ``TorchHandle`` (``runtimes.torch``). tritonclient, onnxruntime,
+torch and numpy load only when the first handle of theirs is made: importing this package costs the
+standard library and ``errors`` only.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from model_manager.errors import InvalidModelSpec, shown
 
 if TYPE_CHECKING:
     from model_manager.mapping.schema import ResolvedModelSpec
+    from model_manager.runtimes.onnx import OnnxHandle
+    from model_manager.runtimes.torch import TorchHandle
     from model_manager.runtimes.triton import TritonHandle
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_NETWORK_TIMEOUT", "TritonTimeouts", "get_runtime", "triton_handle",
-           "triton_timeouts"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_NETWORK_TIMEOUT", "TritonTimeouts", "inprocess_handle",
+           "triton_handle", "triton_timeouts"]
 
 #: seconds to open a TCP connection to Triton (it runs on this host: a connection takes microseconds)
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -76,12 +79,21 @@ def triton_handle(spec: ResolvedModelSpec, timeouts: TritonTimeouts) -> TritonHa
     return TritonHandle(spec, timeouts)
 
 
-def get_runtime(spec: ResolvedModelSpec, timeouts: TritonTimeouts) -> TritonHandle:
-    """The callable runtime of ``spec``: a TritonHandle for ``runtime: triton``. In-process engines have no
-    handle yet: ``mm.weights_path(spec)`` gives their verified weights."""
-    if spec.runtime == "triton":
-        return triton_handle(spec, timeouts)
-    raise InvalidModelSpec(
-        f"no runtime handle for runtime {spec.runtime!r} engine {spec.engine!r} yet: get_runtime serves Triton "
-        "roles", component=spec.component_name, role=spec.role, field="runtime",
-        hint="load an in-process model from mm.weights_path(spec) (its digest was verified at construction)")
+def inprocess_handle(spec: ResolvedModelSpec, path: str, root: str,
+                     session_options: Mapping[str, Any] | None = None) -> OnnxHandle | TorchHandle:
+    """A new handle for an in-process role, loading the verified artifact at ``path`` (under ``root``)."""
+    where = {"component": spec.component_name, "role": spec.role}
+    if spec.runtime != "inprocess":
+        raise InvalidModelSpec(f"{spec.component_name}/{spec.role} runs on {spec.runtime}, not in-process",
+                               **where, field="runtime", hint="use mm.get_runtime(spec); it picks the handle")
+    if spec.engine == "onnx":
+        from model_manager.runtimes.onnx import onnx_handle  # onnxruntime and numpy load here, once
+
+        return onnx_handle(spec, path, session_options=session_options)
+    if session_options is not None:
+        raise InvalidModelSpec(f"session_options are ONNX Runtime's; {spec.component_name}/{spec.role} runs "
+                               f"engine {spec.engine!r}", **where, field="session_options",
+                               hint="pass session_options only for engine 'onnx' roles")
+    from model_manager.runtimes.torch import torch_handle  # loads nothing heavy until load_state_dict
+
+    return torch_handle(spec, path, root)

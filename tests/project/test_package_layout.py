@@ -17,7 +17,7 @@ ALLOWED = {
     "provenance": {"errors", "mapping"},
     "guard": {"errors", "policy"},
     "manager": {"errors", "mapping", "artifacts", "provenance", "guard", "runtimes"},
-    "cli": {"errors", "version", "mapping", "artifacts", "provenance"},
+    "cli": {"errors", "version", "mapping", "artifacts", "provenance", "manager"},
     "<package>": {"errors", "version", "manager", "mapping"},
 }
 
