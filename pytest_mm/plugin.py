@@ -40,7 +40,8 @@ _BUILTIN = frozenset({"_pytest", "pytest", "pluggy"})
 #: fixture families other than the network's: module -> its fixtures. A family is registered
 #: when a collected test asks for one of its fixtures (or --fixtures is shown), so a run that
 #: uses none never imports it (the fake Triton server needs numpy).
-FAMILIES = (("pytest_mm.triton", frozenset({"fake_triton", "fake_triton_mapping"})),)
+FAMILIES = (("pytest_mm.triton", frozenset({"fake_triton", "fake_triton_mapping"})),
+            ("pytest_mm.onnx", frozenset({"fake_onnx_model", "fake_onnx_manager"})))
 _PERMIT = "use @pytest.mark.mm_allow_network(reason=...) or `with mm_allow_network(reason=...):`"
 
 
