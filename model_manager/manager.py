@@ -206,13 +206,13 @@ class ModelManager:
             if slot is None:
                 slot = self._slots[key] = _Slot()
         options = None if session_options is None else dict(session_options)
+        if options is not None and (spec.runtime, spec.engine) != ("inprocess", "onnx"):
+            raise InvalidModelSpec(f"session_options are ONNX Runtime's; {spec.component_name}/{spec.role} runs "
+                                   f"{spec.runtime}/{spec.engine}", component=spec.component_name, role=spec.role,
+                                   field="session_options", hint="pass session_options only for in-process onnx roles")
         with slot.lock:
             if slot.handle is None:
                 if spec.runtime == "triton":
-                    if options is not None:
-                        raise InvalidModelSpec("session_options are ONNX Runtime's; a Triton role takes none",
-                                               component=spec.component_name, role=spec.role,
-                                               field="session_options", hint="set Triton's own model config")
                     slot.handle = triton_handle(spec, self.triton_timeouts)
                 else:
                     slot.handle = inprocess_handle(spec, self.weights_path(spec), self._root or "", options)
