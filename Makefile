@@ -24,6 +24,8 @@ $(DEMO_STAMP): pyproject.toml Makefile | $(PY)
 $(TEST_STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) uninstall -y onnxruntime 2>/dev/null
 	$(PIP) install -e '.[dev]'
+	# the CPU-only onnxruntime, beside (not in) the venv: tests/runtimes prove it refuses cuda:0 too
+	$(PIP) install --no-deps --upgrade --target $(VENV)/ort-cpu onnxruntime
 	$(PIP) download --only-binary=:all: -d $(VENV)/wheelhouse 'setuptools>=77' wheel \
 		'pydantic>=2.6,<3' 'PyYAML>=6.0' 'numpy>=1.24' 'libcst>=1.1'
 	touch $@ $(DEMO_STAMP)

@@ -4,7 +4,6 @@ are fakes, on the bundled example profile and on the tests' mapping, and every r
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -185,8 +184,6 @@ def test_a_test_that_uses_both_fixtures_shares_one_models_root(fake_onnx_model: 
     assert mm.weights_path(mm.resolve(component="core_x", role="r")) == str(model.file)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("model_manager.runtimes.onnx") is None,
-                    reason="mm.get_runtime runs in-process ONNX once model_manager/runtimes/onnx.py lands")
 def test_the_managers_own_onnx_runtime_runs_the_fakes(fake_onnx_manager: Any) -> None:
     mm = fake_onnx_manager(PROFILE, SIGNATURES, extra_files=EXTRA)
     for key, model in fake_onnx_manager.models.items():
