@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from model_manager import guard
 
@@ -24,14 +24,18 @@ _ORIGINAL = "_pytest_mm_original"
 _FIELD_LIMIT = 300  # keeps a record well under PIPE_BUF: one write() per record
 
 
-class ChildRefusal(NamedTuple):
-    context: str | None   # the node id of the test that was running when the child forked
-    op: str
-    host: str
-    port: int | None
-    library: str
-    layer: str
-    pid: int
+class ChildRefusal:  # a plain class: a NamedTuple costs more to define, on every run
+    __slots__ = ("context", "host", "layer", "library", "op", "pid", "port")
+
+    def __init__(self, context: str | None, op: str, host: str, port: int | None, library: str, layer: str,
+                 pid: int) -> None:
+        self.context = context  # the node id of the test that was running when the child forked
+        self.op = op
+        self.host = host
+        self.port = port
+        self.library = library
+        self.layer = layer
+        self.pid = pid
 
 
 class ForkChannel:

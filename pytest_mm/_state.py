@@ -8,74 +8,85 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from model_manager import guard
 from model_manager.errors import ModelManagerError, NetworkAccessForbidden
 
-if TYPE_CHECKING:
-    from pytest_mm._forks import ChildRefusal, ForkChannel
-    from pytest_mm._watch import GuardWatch
-
 UNGUARDED = "mm_network_unguarded"      # user_properties key: the test ran without the guard (reason)
 SWITCHED = "mm_guard_switched_off"      # user_properties key: the test switched it off, unpermitted
 WORKER_OUTSIDE = "mm_outside_refusals"  # xdist workeroutput key: a worker's refusals outside tests
 
 
-class Refusal(Protocol):
-    """What a refusal line needs: a ``guard.BlockedAttempt`` or a ``ChildRefusal``."""
+if TYPE_CHECKING:  # for annotations only: defining a Protocol class at import costs too
+    from typing import Protocol
 
-    @property
-    def op(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int | None: ...
-    @property
-    def library(self) -> str: ...
-    @property
-    def layer(self) -> str: ...
+    from pytest_mm._forks import ChildRefusal, ForkChannel
+    from pytest_mm._watch import GuardWatch
+
+    class Refusal(Protocol):
+        """What a refusal line needs: a ``guard.BlockedAttempt`` or a ``ChildRefusal``."""
+
+        @property
+        def op(self) -> str: ...
+        @property
+        def host(self) -> str: ...
+        @property
+        def port(self) -> int | None: ...
+        @property
+        def library(self) -> str: ...
+        @property
+        def layer(self) -> str: ...
 
 
-@dataclass(slots=True)
 class ItemState:
-    start: int                                   # guard.refusal_count() when the test began
-    seen: int = 0                                # of its refusals: already visible or expected
-    stack: contextlib.ExitStack | None = None    # what its markers entered (allowing, suspended)
-    marked: bool = False                         # @pytest.mark.mm_allow_network(reason=...)
-    permits: int = 0                             # open ``with mm_allow_network(reason=...)`` blocks
-    expects: bool = False                        # it requested the mm_expect_refusal fixture
-    violations: list[str] = field(default_factory=list)          # "guard.suspended()" ...
-    children: list[ChildRefusal] = field(default_factory=list)   # refusals in its forked children
-    children_seen: int = 0
-    carried: list[Any] = field(default_factory=list)  # unexpected refusals made before an expect block
-    carried_cleared: int = 0                          # ... and how many of them the record had lost
+    # Plain classes, not dataclasses: the plugin is imported by every run, and a dataclass costs
+    # about a millisecond to define.
+    __slots__ = ("carried", "carried_cleared", "children", "children_seen", "expects", "marked", "permits",
+                 "seen", "stack", "start", "violations")
+
+    def __init__(self, start: int) -> None:
+        self.start = start                                      # guard.refusal_count() when the test began
+        self.seen = 0                                           # of its refusals: already visible or expected
+        self.stack: contextlib.ExitStack | None = None          # what its markers entered (allowing, suspended)
+        self.marked = False                                     # @pytest.mark.mm_allow_network(reason=...)
+        self.permits = 0                                        # open ``with mm_allow_network(reason=...)`` blocks
+        self.expects = False                                    # it requested the mm_expect_refusal fixture
+        # tuples, grown by copying: nearly every test keeps them empty, and one lives as long as its item
+        self.violations: tuple[str, ...] = ()                   # "guard.suspended()" ...
+        self.children: tuple[ChildRefusal, ...] = ()            # refusals in its forked children
+        self.children_seen = 0
+        self.carried: tuple[Any, ...] = ()  # unexpected refusals made before an expect block
+        self.carried_cleared = 0            # ... and how many of them the record had lost
 
     @property
     def permitted(self) -> bool:
         return self.marked or self.permits > 0
 
 
-@dataclass(slots=True)
 class RunState:
-    run_allow: list[str]                   # --mm-allow-hosts and the mm_allow_hosts ini option
-    loaded_before: list[str]               # plugins registered before pytest_mm (unguarded import)
-    watch: GuardWatch
-    channel: ForkChannel | None
-    undo: list[Callable[[], None]] = field(default_factory=list)
-    current: pytest.Item | None = None     # the test whose protocol is running
-    mark: int = 0                          # refusal_count() up to which refusals outside tests are charged
-    last_test: str | None = None
-    # integrity_problems() that no later test is blamed for: those at the start (a C network
-    # stack imported before the guard cannot be unloaded) and those already reported once
-    initial_problems: list[str] = field(default_factory=list)
-    known_problems: set[str] = field(default_factory=set)
-    outside: list[str] = field(default_factory=list)         # refusals/switch-offs outside tests: fail the run
-    unguarded: dict[str, list[str]] = field(default_factory=dict)   # node id -> reasons
-    switched: dict[str, str] = field(default_factory=dict)          # node id -> what it called
+    __slots__ = ("channel", "current", "initial_problems", "known_problems", "last_test", "loaded_before", "mark",
+                 "outside", "run_allow", "switched", "undo", "unguarded", "watch")
+
+    def __init__(self, run_allow: list[str], loaded_before: list[str], watch: GuardWatch,
+                 channel: ForkChannel | None) -> None:
+        self.run_allow = run_allow                   # --mm-allow-hosts and the mm_allow_hosts ini option
+        self.loaded_before = loaded_before           # plugins registered before pytest_mm (unguarded import)
+        self.watch = watch
+        self.channel = channel
+        self.undo: list[Callable[[], None]] = []
+        self.current: pytest.Item | None = None      # the test whose protocol is running
+        self.mark = 0                                # refusal_count() up to which refusals outside tests are charged
+        self.last_test: str | None = None
+        # integrity_problems() that no later test is blamed for: those at the start (a C network
+        # stack imported before the guard cannot be unloaded) and those already reported once
+        self.initial_problems: list[str] = []
+        self.known_problems: set[str] = set()
+        self.outside: list[str] = []                 # refusals/switch-offs outside tests: fail the run
+        self.unguarded: dict[str, list[str]] = {}    # node id -> reasons
+        self.switched: dict[str, str] = {}           # node id -> what it called
 
 
 STATE = pytest.StashKey[RunState]()
@@ -105,13 +116,17 @@ def acknowledge_refusals(item: pytest.Item) -> None:
     rec.children_seen = len(rec.children)
 
 
-def carry_unexpected(item: pytest.Item) -> None:
+def carry_unexpected(item: pytest.Item, rec: ItemState | None = None) -> None:
     """Set this test's unacknowledged refusals aside (still to be reported), then acknowledge:
-    an ``mm_expect_refusal`` block after them must not excuse them."""
-    rec = item_state(item)
-    unseen = new_count(item) - rec.seen
-    attempts = last_attempts(new_count(item))[-unseen:] if unseen > 0 else ()
-    rec.carried += [*attempts, *rec.children[rec.children_seen:]]
+    an ``mm_expect_refusal`` block after them must not excuse them. ``rec``: the test's state, if at hand."""
+    if rec is None:
+        rec = item_state(item)
+    count = guard.refusal_count() - rec.start
+    unseen = count - rec.seen
+    if unseen <= 0 and rec.children_seen == len(rec.children):
+        return  # nothing new (the common case, after every test): acknowledging would change nothing
+    attempts = last_attempts(count)[-unseen:] if unseen > 0 else ()
+    rec.carried += (*attempts, *rec.children[rec.children_seen:])
     rec.carried_cleared += max(0, unseen - len(attempts))
     acknowledge_refusals(item)
 
@@ -194,7 +209,7 @@ def take_children(state: RunState, item: pytest.Item | None) -> None:
         return
     for child in state.channel.drain():
         if item is not None and child.context == item.nodeid:
-            item_state(item).children.append(child)
+            item_state(item).children += (child,)
         else:
             of = f"of {child.context}, after that test ended" if child.context else phase(state)
             state.outside.append(f"in a forked child (pid {child.pid}) {of}: a refusal: {describe(child)}")

@@ -153,16 +153,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     state = item.config.stash.get(STATE, None)
     if state is None:
         return (yield)
-    _charge_outside(state)
+    if guard.refusal_count() != state.mark:  # the forked children's records: read at this test's teardown
+        _charge_outside(state, children=False)
     if state.last_test is None:  # conftests, plugins' hooks and collection have run
         state.outside += [f"before the first test: the guard was switched off: {p}" for p in _new_problems(state)]
-    item.stash[ITEM] = ItemState(start=guard.refusal_count())
+    rec = item.stash[ITEM] = ItemState(start=guard.refusal_count())
     state.current = item
     guard.set_context(item.nodeid)
     try:
         return (yield)
     finally:
-        _close_markers(state, item)
+        if rec.stack is not None:
+            _close_markers(state, rec)
         guard.set_context(None)
         state.current = None
         state.last_test = item.nodeid
@@ -170,10 +172,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    hosts, allow = [], None
+    node: pytest.Item | pytest.Collector | None = item
+    while node is not None:  # what item.iter_markers() walks, closest first: both markers in one pass
+        for marker in node.own_markers:
+            if marker.name == "mm_allow_hosts":
+                hosts.append(marker)
+            elif marker.name == "mm_allow_network" and allow is None:
+                allow = marker
+        node = node.parent
+    if not hosts and allow is None:
+        return
     state = item.config.stash.get(STATE, None)
-    hosts = list(item.iter_markers("mm_allow_hosts"))
-    allow = item.get_closest_marker("mm_allow_network")
-    if state is None or (not hosts and allow is None):
+    if state is None:
         return
     rec = item_state(item)
     rec.stack = contextlib.ExitStack()
@@ -193,19 +204,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             rec.stack.enter_context(guard.suspended())
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
-    try:
-        return (yield)
-    finally:  # after the fixtures: the markers covered their teardown too
-        state = item.config.stash.get(STATE, None)
-        if state is not None:
-            _close_markers(state, item)
-
-
-def _close_markers(state: RunState, item: pytest.Item) -> None:
-    rec = item.stash.get(ITEM, None)
-    if rec is not None and rec.stack is not None:
+def _close_markers(state: RunState, rec: ItemState) -> None:
+    if rec.stack is not None:
         stack, rec.stack = rec.stack, None
         with state.watch.quiet():
             stack.close()
@@ -213,16 +213,21 @@ def _close_markers(state: RunState, item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    report = yield
+    if call.when != "teardown":
+        report = yield
+        if call.excinfo is not None and refusal_in(call.excinfo.value) is not None:
+            state = item.config.stash.get(STATE, None)
+            if state is not None and item.stash.get(ITEM, None) is not None:
+                take_children(state, item)
+                acknowledge_refusals(item)  # the refusal already failed this test visibly: once is enough
+        return report
     state = item.config.stash.get(STATE, None)
     rec = item.stash.get(ITEM, None)
     if state is None or rec is None:
-        return report
-    if call.when != "teardown":
-        if call.excinfo is not None and refusal_in(call.excinfo.value) is not None:
-            take_children(state, item)
-            acknowledge_refusals(item)  # the refusal already failed this test visibly: once is enough
-        return report
+        return (yield)
+    if rec.stack is not None:  # the fixtures are torn down: what the markers entered ends here
+        _close_markers(state, rec)
+    report = yield
     take_children(state, item)
     lines = _problems(state, item, rec, report)
     state.mark = guard.refusal_count()
@@ -236,7 +241,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _problems(state: RunState, item: pytest.Item, rec: ItemState, report: pytest.TestReport) -> list[str]:
-    carry_unexpected(item)
+    carry_unexpected(item, rec)
+    problems = _new_problems(state, quick=True)
+    if not (problems or rec.carried or rec.carried_cleared or rec.violations):
+        return []
     lines = [f"  a refusal in a forked child (pid {r.pid}) did not reach the test: {describe(r)}"
              if isinstance(r, ChildRefusal) else f"  a refusal was swallowed (the test went on): {describe(r)}"
              for r in rec.carried]
@@ -248,7 +256,6 @@ def _problems(state: RunState, item: pytest.Item, rec: ItemState, report: pytest
                      "  if the test expects it, put the call in `with mm_expect_refusal():` (fixture "
                      "mm_expect_refusal); catching NetworkAccessForbidden or pytest.raises does not count")
     lines += [f"  the test switched the guard off with {call} ({_PERMIT})" for call in rec.violations]
-    problems = _new_problems(state)
     if rec.permitted:  # it may run unguarded; what outlives it is listed with it
         report.user_properties += [(UNGUARDED, f"left behind: {p}") for p in problems if p in state.known_problems]
         return lines
@@ -257,10 +264,11 @@ def _problems(state: RunState, item: pytest.Item, rec: ItemState, report: pytest
     return lines + [f"  the test switched the guard off: {p} ({_PERMIT})" for p in problems]
 
 
-def _new_problems(state: RunState) -> list[str]:
+def _new_problems(state: RunState, quick: bool = False) -> list[str]:
     """What is wrong with the guard that was not before; the guard is put back whole (the run's
-    allow-list kept), and what cannot be undone is not reported again."""
-    problems = [p for p in guard.integrity_problems() if p not in state.known_problems]
+    allow-list kept), and what cannot be undone is not reported again. ``quick``: after each test
+    (``guard.integrity_problems(quick=True)``); before the first test and after the last, in full."""
+    problems = [p for p in guard.integrity_problems(quick=quick) if p not in state.known_problems]
     if problems:
         entries = sorted(set(guard.allowed()) | set(state.run_allow))
         with state.watch.quiet():
@@ -279,22 +287,25 @@ def _on_switch(config: pytest.Config, name: str) -> None:
         return
     rec = item_state(state.current)
     if not rec.permitted and call not in rec.violations:
-        rec.violations.append(call)
+        rec.violations += (call,)
 
 
 # ---------------------------------------------------------------- outside tests, forked children
-def _charge_outside(state: RunState, skip_last: int = 0) -> None:
-    """Refusals since the last test (or the start) belong to no test: they fail the run."""
+def _charge_outside(state: RunState, skip_last: int = 0, children: bool = True) -> None:
+    """Refusals since the last test (or the start) belong to no test: they fail the run. What
+    forked children wrote is sorted by the test they name (``children=False``: left for later)."""
     total = guard.refusal_count() - state.mark
-    attempts = list(last_attempts(total))
-    del attempts[max(0, len(attempts) - skip_last):]
-    total -= skip_last
-    where = phase(state)
-    state.outside += [f"{where}: a refusal was swallowed: {describe(a)}" for a in attempts]
-    if total > len(attempts):
-        state.outside.append(f"{where}: {total - len(attempts)} more refusal(s) were cleared from the record")
-    state.mark = guard.refusal_count()
-    take_children(state, None)
+    if total > 0:
+        attempts = list(last_attempts(total))
+        del attempts[max(0, len(attempts) - skip_last):]
+        total -= skip_last
+        where = phase(state)
+        state.outside += [f"{where}: a refusal was swallowed: {describe(a)}" for a in attempts]
+        if total > len(attempts):
+            state.outside.append(f"{where}: {total - len(attempts)} more refusal(s) were cleared from the record")
+        state.mark = guard.refusal_count()
+    if children:
+        take_children(state, None)
 
 
 def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any],

@@ -268,15 +268,26 @@ def unguarded_stacks() -> tuple[str, ...]:
 def unguarded_sockets() -> tuple[str, ...]:
     """Sockets to neither loopback nor the allow-list (and raw/packet sockets) that were open when
     the guard came on and still are: their traffic is never checked."""
+    if not STATE.unguarded_sockets:
+        return ()
     return tuple(s.describe() for s in STATE.unguarded_sockets if s.still_open())
 
 
-def integrity_problems() -> list[str]:
-    """What has been switched off or replaced behind the guard's back, or escapes it (empty when intact)."""
+def integrity_problems(*, quick: bool = False) -> list[str]:
+    """What has been switched off or replaced behind the guard's back, or escapes it (empty when intact).
+
+    ``quick=True`` (pytest_mm, after every test) leaves out what only code reaching into the guard
+    can change: the attributes of the guard's modules are compared only if one was assigned or
+    deleted since they last compared intact (a write straight into a module's ``__dict__`` is not
+    counted), and what the wrappers and the audit hook close over is not compared. The next full
+    check sees those."""
     if not STATE.activated:
         return ["the guard is off"]
+    if STATE.on and not STATE.unguarded_sockets and not patches.replaced(quick) and not integrity.problems(quick) \
+            and not stacks.unguarded() and not switches.proxies_set():
+        return []  # intact: the common case, checked after every test by pytest_mm
     out = [] if STATE.on else ["the guard's switch was turned off behind its back"]
-    out += patches.replaced() + integrity.problems()
+    out += patches.replaced(quick) + integrity.problems(quick)
     out += list(unguarded_sockets())
     out += [f"{s} is loaded: a network stack in C the guard cannot see" for s in stacks.unguarded()]
     out += [f"proxy variable {n} is set again" for n in switches.proxies_set()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -396,3 +397,9 @@ def _stdin(words: list[str], texts: list[str], depth: int) -> Finding | None:
         if found is not None:
             return found
     return None
+
+
+# The guard loads this module on the first child process it judges: sealed now, as the others at import.
+from model_manager.guard import integrity  # noqa: E402
+
+integrity.seal_module(sys.modules[__name__])

@@ -6,6 +6,9 @@ when the event never fires: ``_posixsubprocess.fork_exec`` (also bound as
 ``subprocess._fork_exec``; replacing ``sys.audit`` silences the ``subprocess.Popen`` event,
 and code may call ``fork_exec`` directly) and ``os.spawnv*`` (on POSIX they fork, then exec
 in the child: without the wrapper the refusal would happen only in the child).
+
+The reader (``argv``, with ``shellwords``) is imported when the first start is judged: a process
+that starts none never loads it. It seals itself when loaded (``integrity.seal_module``).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model_manager.guard.addresses import text
-from model_manager.guard.argv import Finding, scan_argv, scan_shell
 from model_manager.guard.patches import ours, put
 from model_manager.guard.record import refuse
 from model_manager.guard.state import STATE
+
+if TYPE_CHECKING:
+    from model_manager.guard.argv import Finding
 
 EVENTS: tuple[str, ...] = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.system")
 _SPAWNS = ("spawnv", "spawnve", "spawnvp", "spawnvpe")
@@ -41,6 +46,8 @@ def _words(argv: object) -> list[str]:
 
 def scan_event(event: str, args: Sequence[Any]) -> Finding | None:
     """What an audited process event would start that reaches the network, or None."""
+    from model_manager.guard.argv import scan_argv, scan_shell
+
     if event == "os.system":
         return scan_shell(_word(args[0]))
     if event == "os.spawn":  # Windows: (mode, path, args, env)
@@ -71,6 +78,8 @@ def _fork_exec_wrapper(original: Any) -> Callable[..., Any]:
 
     def fork_exec(*args: Any, **kwargs: Any) -> Any:
         if state.on and args:
+            from model_manager.guard.argv import scan_argv
+
             executables = args[1] if len(args) > 1 and args[1] else [None]
             finding = scan_argv(_words(args[0]), _word(executables[0]) if executables[0] is not None else None)
             if finding is not None:
@@ -85,6 +94,8 @@ def _spawn_wrapper(name: str, original: Any) -> Callable[..., Any]:
 
     def spawn(mode: int, file: Any, args: Any, *rest: Any) -> Any:
         if state.on:
+            from model_manager.guard.argv import scan_argv
+
             finding = scan_argv(_words(args), _word(file))
             if finding is not None:
                 refuse_child(finding, f"os.{name}")

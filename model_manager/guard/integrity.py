@@ -5,6 +5,13 @@ wrappers) or as a module attribute of a guard module. ``seal()`` records both on
 attribute replaced later (``checks.check_endpoint = lambda *a: None``), a closure cell changed,
 the audit hook's table edited, ``sys.audit`` replaced or the import hook removed is a problem,
 and ``repair()`` (run by every ``activate()``) puts the recorded objects back.
+
+A sealed module's class becomes ``SealedModule``, which counts every attribute assigned or
+deleted through it (``setattr``, ``monkeypatch``, ``checks.x = ...``). The quick check
+(``problems(quick=True)``, pytest_mm's after every test) compares the attributes only when that
+count moved since they last compared intact, and leaves the audit hook's cells and table out: a
+write straight into a module's ``__dict__`` or into a closure is seen by the next full check. A
+module the guard loads on first use (``argv``) seals itself when it is loaded.
 """
 
 from __future__ import annotations
@@ -13,11 +20,11 @@ import operator
 import sys
 import types
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from model_manager.guard import (
     addresses,
-    argv,
     audit,
     checks,
     children,
@@ -30,16 +37,30 @@ from model_manager.guard import (
     stacks,
     switches,
 )
+from model_manager.guard.state import STATE
 
-_MODULES: tuple[types.ModuleType, ...] = (addresses, argv, audit, checks, children, grpc_targets, imports,
+_MODULES: tuple[types.ModuleType, ...] = (addresses, audit, checks, children, grpc_targets, imports,
                                           opensockets, patches, record, sockets, stacks, switches)
 _SYS_AUDIT = sys.audit
 _snapshot: dict[types.ModuleType, dict[str, Any]] = {}   # sealed once: the guard's own code, not state
-#: the same, as (module dict, names, values) for a comparison that runs in C: integrity_problems() is
-#: called after every test by pytest_mm
+#: the same, as (module dict, names, values) for a comparison that runs in C
 _sealed: list[tuple[dict[str, Any], Callable[[dict[str, Any]], tuple[Any, ...]], tuple[Any, ...]]] = []
 _hook_cells: tuple[Any, ...] = patches.cells(audit.HOOK)
 _hook_table: dict[str, Any] = dict(audit.HANDLERS)
+_hook_values: tuple[Any, ...] = tuple(_hook_table.values())
+_hook_dict: dict[str, Any] = next((c for c in _hook_cells if isinstance(c, dict)), {})  # the table the hook reads
+
+
+class SealedModule(types.ModuleType):
+    """A sealed guard module: assigning or deleting an attribute is counted (``STATE.sealed_writes``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        STATE.sealed_writes += 1
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        STATE.sealed_writes += 1
 
 
 def seal(package: types.ModuleType, public: tuple[str, ...]) -> None:
@@ -47,8 +68,21 @@ def seal(package: types.ModuleType, public: tuple[str, ...]) -> None:
     for module in _MODULES:
         _snapshot[module] = {k: v for k, v in vars(module).items() if not k.startswith("__")}
     _snapshot[package] = {name: getattr(package, name) for name in public}
+    _rebuild()
+
+
+def seal_module(module: types.ModuleType) -> None:
+    """Record a guard module loaded on first use (it calls this at the end of its body)."""
+    _snapshot[module] = {k: v for k, v in vars(module).items() if not k.startswith("__")}
+    _rebuild()
+
+
+def _rebuild() -> None:
     _sealed[:] = [(vars(module), _getter(tuple(names)), tuple(names.values()))
                   for module, names in _snapshot.items() if names]
+    for module in _snapshot:
+        if type(module) is not SealedModule:
+            module.__class__ = SealedModule
 
 
 def _genuine_audit(function: object) -> bool:
@@ -56,16 +90,26 @@ def _genuine_audit(function: object) -> bool:
         and isinstance(function, types.BuiltinFunctionType)
 
 
+_GENUINE_AUDIT = _SYS_AUDIT if _genuine_audit(_SYS_AUDIT) else None
+
+
 def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     get = operator.itemgetter(*names)
     return (lambda d: (get(d),)) if len(names) == 1 else get
 
 
-def _attributes_intact() -> bool:
+def _attributes_intact(quick: bool) -> bool:
+    writes = STATE.sealed_writes
+    if quick and writes == STATE.sealed_verified:  # resetting a module's class is a counted write too
+        return True
     try:
-        return all(all(map(operator.is_, get(d), values)) for d, get, values in _sealed)
+        intact = all(all(map(operator.is_, get(d), values)) for d, get, values in _sealed) \
+            and all(map(operator.is_, map(type, _snapshot), repeat(SealedModule)))
     except KeyError:  # an attribute was deleted
         return False
+    if intact:
+        STATE.sealed_verified = writes
+    return intact
 
 
 def _hook_intact() -> bool:
@@ -77,16 +121,19 @@ def _hook_intact() -> bool:
             return False
     except ValueError:  # an emptied cell
         return False
-    table = next((c for c in _hook_cells if isinstance(c, dict)), {})
-    return table.keys() == _hook_table.keys() and all(map(operator.is_, map(table.__getitem__, _hook_table),
-                                                          _hook_table.values()))
+    table = _hook_dict
+    return len(table) == len(_hook_values) and all(map(operator.is_, table.values(), _hook_values)) \
+        and table.keys() == _hook_table.keys()
 
 
 _contents = operator.attrgetter("cell_contents")
 
 
-def problems() -> list[str]:
-    if _attributes_intact() and _hook_intact() and _genuine_audit(sys.audit):
+def problems(quick: bool = False) -> list[str]:
+    """What is replaced; ``quick``: module attributes only after a counted write, the audit hook's
+    cells and table not at all (reaching them takes ``__closure__``: the full check sees it)."""
+    if _attributes_intact(quick) and (quick or _hook_intact()) \
+            and (sys.audit is _GENUINE_AUDIT or _genuine_audit(sys.audit)):
         return imports.problems()  # the common case (pytest_mm asks after every test): no report built
     out = [f"{module.__name__}.{name} was replaced"
            for module, names in _snapshot.items() for name, value in names.items()
@@ -107,6 +154,8 @@ def repair() -> None:
         for name, value in names.items():
             if module.__dict__.get(name, _snapshot) is not value:
                 setattr(module, name, value)
+        if type(module) is not SealedModule:
+            module.__class__ = SealedModule
     closure = audit.HOOK.__closure__ or ()
     for cell, value in zip(closure, _hook_cells, strict=False):
         if cell.cell_contents is not value:

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 
 from model_manager.guard.checks import endpoint_allowed
 
 _TABLES = ("tcp", "tcp6", "udp", "udp6", "raw", "raw6", "packet")
 
 
-@dataclass(frozen=True, slots=True)
-class OpenSocket:
-    fd: int
-    inode: int
-    kind: str        # tcp, tcp6, udp, udp6, raw, raw6, packet
-    remote: str      # host:port, or "" for a packet socket
+class OpenSocket:  # a plain class: a dataclass or NamedTuple costs more to define than the scan
+    __slots__ = ("fd", "inode", "kind", "remote")
+
+    def __init__(self, fd: int, inode: int, kind: str, remote: str) -> None:
+        self.fd = fd
+        self.inode = inode
+        self.kind = kind        # tcp, tcp6, udp, udp6, raw, raw6, packet
+        self.remote = remote    # host:port, or "" for a packet socket
 
     def describe(self) -> str:
         to = f" to {self.remote}" if self.remote else ""

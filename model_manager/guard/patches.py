@@ -56,36 +56,51 @@ def qualified(owner: Any, attr: str) -> str:
     return f"{getattr(owner, '__name__', owner)}.{attr}"
 
 
-def _intact() -> bool:
+def _intact(quick: bool = False) -> bool:
     """Every wrapper in place and closing over what it did, compared without building a report (the
-    common case, which pytest_mm checks after every test)."""
+    common case, which pytest_mm checks after every test). ``quick``: in place only."""
     plan = STATE.wrapper_plan
     if plan is None:
         items = list(STATE.installed.items())
         pairs = [(cell, value) for key, wrapper in items
                  for cell, value in zip(getattr(wrapper, "__closure__", None) or (), STATE.cells[key], strict=False)]
+        owners: dict[Any, list[tuple[str, Any]]] = {}
+        for (owner, attr), wrapper in items:
+            owners.setdefault(owner, []).append((attr, wrapper))
+        # per owner: its namespace, one itemgetter over it, and what that must return (the quick comparison)
+        groups = tuple((owner.__dict__, operator.itemgetter(*(a for a, _ in there)),
+                        tuple(w for _, w in there) if len(there) > 1 else there[0][1])
+                       for owner, there in owners.items())
         plan = STATE.wrapper_plan = (tuple(owner.__dict__ for (owner, _), _ in items),
                                      tuple(attr for (_, attr), _ in items), tuple(w for _, w in items),
-                                     tuple(c for c, _ in pairs), tuple(v for _, v in pairs))
-    dicts, attrs, wrappers, cells_now, values = plan
+                                     tuple(c for c, _ in pairs), tuple(v for _, v in pairs), groups)
+    return _check(plan, quick)
+
+
+def _check(plan: tuple[tuple[Any, ...], ...], quick: bool) -> bool:
+    dicts, attrs, wrappers, cells_now, values, groups = plan
     try:
-        return all(map(operator.is_, map(_get, dicts, attrs), wrappers)) and \
+        if quick:  # == is identity for functions; the full comparison below uses `is` throughout
+            for namespace, get, expected in groups:  # noqa: SIM110 (a loop: no generator on this path)
+                if get(namespace) != expected:
+                    return False
+            return True
+        return all(map(operator.is_, map(operator.getitem, dicts, attrs), wrappers)) and \
             all(map(operator.is_, map(_contents, cells_now), values))
-    except ValueError:  # an emptied cell
+    except (KeyError, ValueError):  # a wrapper deleted, an emptied cell
         return False
-
-
-def _get(namespace: Any, attr: str) -> Any:
-    return namespace.get(attr)
 
 
 _contents = operator.attrgetter("cell_contents")
 
 
-def replaced() -> list[str]:
-    """Wrappers that are no longer where they were put."""
+def replaced(quick: bool = False) -> list[str]:
+    """Wrappers that are no longer where they were put (``quick``: what they close over is not compared)."""
+    plan = STATE.wrapper_plan
+    if plan is not None and _check(plan, quick):  # the common case: reading needs no lock
+        return []
     with LOCK:
-        if _intact():
+        if _intact(quick):
             return []
         out = []
         for (owner, attr), wrapper in STATE.installed.items():

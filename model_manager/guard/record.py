@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from typing import Any, NoReturn
 
 from model_manager.errors import NetworkAccessForbidden, shown
@@ -27,8 +27,44 @@ _PLUMBING = frozenset({"threading", "concurrent", "runpy", "importlib", "context
                        "_pytest", "pytest", "pluggy", "xdist", "execnet", "unittest", "asyncio"})
 
 
-@dataclass(frozen=True, slots=True)
-class BlockedAttempt:
+class _Record:
+    """A frozen record compared, hashed, shown and pickled by its fields (``__slots__``): what
+    ``@dataclass(frozen=True, slots=True)`` makes, written out because defining a dataclass costs
+    about 1.5 ms and every ``pytest -p pytest_mm`` run imports these two."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self.__slots__, self._fields(), strict=True))
+        return f"{type(self).__qualname__}({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), self._fields()
+
+
+_set = object.__setattr__
+
+
+class BlockedAttempt(_Record):
+    __match_args__ = ("op", "host", "port", "library", "chain", "layer", "context", "pid", "when")
+    __slots__ = __match_args__
     op: str              # connect, sendto, getaddrinfo, grpc channel, starting download program ...
     host: str            # host, address, or the program name
     port: int | None
@@ -39,11 +75,18 @@ class BlockedAttempt:
     pid: int
     when: float
 
+    def __init__(self, op: str, host: str, port: int | None, library: str, chain: str, layer: str,
+                 context: str | None, pid: int, when: float) -> None:
+        for name, value in zip(self.__slots__, (op, host, port, library, chain, layer, context, pid, when),
+                               strict=True):
+            _set(self, name, value)
 
-@dataclass(frozen=True, slots=True)
-class RefusedImport:
+
+class RefusedImport(_Record):
     """An import of a C network stack refused (not a network refusal: the importer may fall back)."""
 
+    __match_args__ = ("module", "why", "library", "chain", "context", "pid", "when")
+    __slots__ = __match_args__
     module: str
     why: str
     library: str         # the module that imported it
@@ -51,6 +94,11 @@ class RefusedImport:
     context: str | None
     pid: int
     when: float
+
+    def __init__(self, module: str, why: str, library: str, chain: str, context: str | None, pid: int,
+                 when: float) -> None:
+        for name, value in zip(self.__slots__, (module, why, library, chain, context, pid, when), strict=True):
+            _set(self, name, value)
 
 
 def shown_host(host: str) -> str:

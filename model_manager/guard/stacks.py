@@ -46,5 +46,7 @@ def refuse_import(fullname: str, module: str) -> None:
 
 def unguarded() -> tuple[str, ...]:
     """Catalogued C network stacks loaded in this process (imported before the guard, or while it was off)."""
+    if BY_MODULE.keys().isdisjoint(sys.modules.keys()):  # a set-like argument: only BY_MODULE is walked
+        return ()
     found = sorted(module for module in BY_MODULE if module in sys.modules)
     return tuple(f"{module} ({BY_MODULE[module].library}: {BY_MODULE[module].why[:-1]})" for module in found)

@@ -23,7 +23,8 @@ class GuardState:
         "activated", "blocked", "cells", "context", "entries", "hook_installed", "import_busy",
         "import_callbacks", "installed", "watched", "kernel_ports", "localhost",
         "names", "networks", "addrs", "next", "on", "pins", "proxies", "refusals", "refused_imports",
-        "resolving", "saved", "saved_env", "saved_flags", "unguarded_sockets", "wrapper_plan",
+        "resolving", "saved", "saved_env", "saved_flags", "sealed_verified", "sealed_writes", "unguarded_sockets",
+        "wrapper_plan", "env_names",
     )
 
     def __init__(self) -> None:
@@ -50,6 +51,9 @@ class GuardState:
         self.cells: dict[tuple[Any, str], tuple[Any, ...]] = {}  # (owner, attr) -> its closure when put
         # the same as flat lists, compared in C after every test (None: rebuild from installed/cells)
         self.wrapper_plan: tuple[tuple[Any, ...], ...] | None = None
+        # attributes assigned or deleted on a sealed module, and that count when they last compared intact
+        self.sealed_writes = 0
+        self.sealed_verified = -1
         # the post-import hook
         self.watched: set[str] = set()
         self.import_callbacks: list[Callable[[str], None]] = []
@@ -57,6 +61,7 @@ class GuardState:
         self.saved_env: dict[str, str | None] = {}
         self.saved_flags: dict[tuple[str, str], object] = {}
         self.proxies: dict[str, str] = {}                        # proxy variable -> value cleared
+        self.env_names: tuple[object, ...] = ()                  # os.environ's names when last read without one
         self.unguarded_sockets: list[OpenSocket] = []
         self.kernel_ports: tuple[int, ...] = ()
 

@@ -76,8 +76,12 @@ def proxies_set() -> list[str]:
     # os.environ decodes every key it yields; its bytes mapping does not (this runs after every test)
     raw = getattr(os.environ, "_data", None)
     if isinstance(raw, dict):
+        names = tuple(raw)
+        if names == STATE.env_names:  # as when last read without a proxy variable (mostly the same objects)
+            return []
         try:
-            if b"_proxy\0" not in (b"\0".join(raw) + b"\0").lower():
+            if b"_proxy\0" not in (b"\0".join(names) + b"\0").lower():
+                STATE.env_names = names
                 return []
         except TypeError:  # not the bytes mapping of CPython on POSIX
             pass
