@@ -14,10 +14,18 @@ from pathlib import Path
 
 from mm_lint import config as config_mod
 from mm_lint import engine
-from mm_lint.engine import Finding
+from mm_lint import project as project_mod
+from mm_lint.cache import Cache
+from mm_lint.config import Options
+from mm_lint.errors import ModelManagerError
+from mm_lint.findings import Finding
 from mm_lint.formats import FORMATS, render
-from model_manager.errors import ModelManagerError
+from mm_lint.project import Needles, Project, Summary
 from model_manager.version import version
+
+# path, parsed, findings, index entry, the spans a second look covered (None: all of the file)
+Outcome = tuple[str, bool, list[Finding], Summary | None, list[tuple[int, int]] | None]
+Look = tuple[Needles, list[list[object]] | None]  # what a second look searches for, the file's outline
 
 
 def _display(path: str) -> str:
@@ -45,21 +53,56 @@ def iter_files(paths: Sequence[str], cfg: config_mod.Config) -> Iterator[str]:
                         yield full
 
 
-def _lint_file(path: str, allowed_hosts: frozenset[str]) -> tuple[str, bool, list[Finding]]:
-    """(path, parsed, findings) for one file: top-level so worker processes can run it."""
+def _lint_file(path: str, options: Options, project: Project | None = None, look: Look | None = None) -> Outcome:
+    """One file: top-level so worker processes can run it. With ``project``: the second look,
+    knowing the project's wrappers and re-exports, taken only when the file holds one of the
+    needles, and only at the statements that hold them when the file's outline is known."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        return path, False, [Finding(path, 1, 1, "MM002", f"MM002 cannot read the file: {exc}")]
-    if not engine.might_match(data):
-        return path, False, []
-    return path, True, engine.check_bytes(data, path, allowed_hosts, prefiltered=True)
+        return path, False, [Finding(path, 1, 1, "MM002", f"MM002 cannot read the file: {exc}")], None, None
+    if project is None and not engine.might_match(data):
+        return path, False, [], project_mod.scanned(path, data), None
+    if project is None:
+        found, result = engine.check_file(data, path, options, prefiltered=True)
+        spans = None
+    else:
+        needles, top = look or ([], None)
+        if not project_mod.worth_a_look(data, needles):
+            return path, False, [], None, None
+        found, result, spans = _second_look(data, path, options, project, needles, top)
+    entry = (project_mod.summary(result.module, result.wrappers, result.imports, result.outline)
+             if result is not None else None)
+    return path, True, found, entry, spans
 
 
-def _lint_chunk(args: tuple[list[str], frozenset[str]]) -> list[tuple[str, bool, list[Finding]]]:
-    paths, hosts = args
-    return [_lint_file(p, hosts) for p in paths]
+def _second_look(data: bytes, path: str, options: Options, project: Project, needles: Needles,
+                 top: list[list[object]] | None
+                 ) -> tuple[list[Finding], engine.Result | None, list[tuple[int, int]] | None]:
+    """Check the statements that hold a needle (all of the file without an outline). A wrapper found
+    there may be called from the rest of the file: its calls become needles for another look."""
+    functions = frozenset(str(t[3]) for t in top or () if t[2] == "f")
+    known = set(project.wrappers)
+    for _ in range(3):
+        part = project_mod.narrowed(data, top, needles) if top else None
+        text, spans = part if part is not None else (data, None)
+        found, result = engine.check_file(text, path, options, prefiltered=True, project=project, functions=functions)
+        fresh = [(f"{key.rpartition('.')[2]}(".encode(), 1) for key in (result.wrappers if result else ())
+                 if key not in known]
+        if spans is None or not fresh or project_mod.covered(data, fresh, spans):
+            return found, result, spans
+        known.update(result.wrappers if result else ())
+        needles = needles + fresh
+    return (*engine.check_file(data, path, options, prefiltered=True, project=project), None)
+
+
+Chunk = tuple[list[str], Options, Project | None, dict[str, Look] | None]
+
+
+def _lint_chunk(args: Chunk) -> list[Outcome]:
+    paths, options, project, looks = args
+    return [_lint_file(p, options, project, looks[p] if looks else None) for p in paths]
 
 
 def resolve_jobs(jobs: str | int, n_files: int) -> int:
@@ -70,14 +113,21 @@ def resolve_jobs(jobs: str | int, n_files: int) -> int:
     """
     if isinstance(jobs, int) or str(jobs).isdigit():
         return max(1, int(jobs))
+    if n_files < PARALLEL_MIN_FILES:
+        return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cpus, 8) if n_files >= PARALLEL_MIN_FILES else 1
+    try:  # CPUs other processes keep busy do not parse faster: count the idle ones
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cpus, 8, int(cpus - busy + 0.5)))
 
 
 PARALLEL_MIN_FILES = 200
 
 
-def _run(todo: list[str], hosts: frozenset[str], jobs: int) -> list[tuple[str, bool, list[Finding]]]:
+def _run(todo: list[str], options: Options, jobs: int, project: Project | None = None,
+         looks: dict[str, Look] | None = None) -> list[Outcome]:
     import gc
 
     # ast trees hold no reference cycles: the cyclic collector only costs time here.
@@ -85,11 +135,11 @@ def _run(todo: list[str], hosts: frozenset[str], jobs: int) -> list[tuple[str, b
     gc.disable()
     try:
         if jobs <= 1 or len(todo) < 2:
-            return [_lint_file(p, hosts) for p in todo]
+            return _lint_chunk((todo, options, project, looks))
         import multiprocessing
 
         size = max(1, min(64, len(todo) // (jobs * 8)))
-        chunks = [(todo[i:i + size], hosts) for i in range(0, len(todo), size)]
+        chunks: list[Chunk] = [(todo[i:i + size], options, project, looks) for i in range(0, len(todo), size)]
         with multiprocessing.get_context().Pool(jobs) as pool:
             return [item for chunk in pool.imap(_lint_chunk, chunks) for item in chunk]
     finally:
@@ -100,13 +150,14 @@ def _run(todo: list[str], hosts: frozenset[str], jobs: int) -> list[tuple[str, b
 def lint_paths(paths: Sequence[str], cfg: config_mod.Config, use_cache: bool = True,
                jobs: str | int = "auto") -> tuple[list[Finding], dict[str, int]]:
     """Findings for every file (paths as given to the user), and counts for --statistics."""
-    from mm_lint.cache import Cache
     from mm_lint.rules import catalogue_fingerprint
 
     cache_dir = (cfg.root / cfg.cache_dir) if use_cache else None
     cache = Cache(cache_dir, f"{catalogue_fingerprint()}:{cfg.fingerprint()}")
+    options = cfg.options()
     stats = {"files": 0, "cached": 0, "skipped_by_prefilter": 0, "parsed": 0, "jobs": 1}
     results: dict[str, list[Finding]] = {}
+    summaries: dict[str, Summary] = {}
     order: list[str] = []
     todo: list[str] = []
     stat_of: dict[str, os.stat_result] = {}
@@ -117,28 +168,111 @@ def lint_paths(paths: Sequence[str], cfg: config_mod.Config, use_cache: bool = T
         except OSError:
             continue
         order.append(path)
-        found = cache.get(path, st)
-        if found is not None:
+        stat_of[path] = st
+        got = cache.get(path, st)
+        if got is not None:
             stats["cached"] += 1
-            results[path] = found
+            results[path], entry = got
+            if entry:
+                summaries[path] = entry
         else:
             todo.append(path)
-            stat_of[path] = st
     stats["jobs"] = resolve_jobs(jobs, len(todo))
-    for path, parsed, found in _run(todo, cfg.allowed_hosts, stats["jobs"]):
+    for path, parsed, found, entry, _ in _run(todo, options, stats["jobs"]):
         stats["parsed" if parsed else "skipped_by_prefilter"] += 1
         results[path] = found
-        cache.put(path, stat_of[path], found)
+        if entry:
+            summaries[path] = entry
+        cache.put(path, stat_of[path], found, entry)
+    _second_pass(order, summaries, results, stat_of, cache, options, jobs, stats)
     cache.save()
     out: list[Finding] = []
     for path in order:
-        found = results.get(path)
-        if found:
+        kept = results.get(path)
+        if kept:
             rel = os.path.relpath(path, cfg.root)
             show = _display(path)
-            out.extend(Finding(show, f.line, f.col, f.code, f.message, f.fixable)
-                       for f in found if cfg.wanted(rel, f.code))
+            out.extend(f.at(show) for f in kept if cfg.wanted(rel, f.code, f.via))
     return out, stats
+
+
+def _second_pass(order: list[str], summaries: dict[str, Summary], results: dict[str, list[Finding]],
+                 stat_of: dict[str, os.stat_result], cache: Cache, options: Options, jobs: str | int,
+                 stats: dict[str, int]) -> None:
+    """Check again the files that import a project wrapper or re-export, knowing the index.
+
+    A wrapper found this way (a caller that passes its parameter on) makes another round for
+    the files importing it. The wrappers a second look found are kept apart from each file's own:
+    they hold only while the index they were found under does (``cache.index``)."""
+    import time
+
+    begin = time.perf_counter()
+    derived: dict[str, list[list[object]]] = {}
+    for path in order:
+        got = cache.get_second(path, stat_of[path], cache.index)
+        if got is not None and got[1]:
+            derived[path] = got[1]
+    base = project_mod.bindings(summaries)
+    project = project_mod.build(summaries, derived, base)
+    if derived and project.fingerprint != cache.index:  # another file changed the index: start over
+        derived = {}
+        project = project_mod.build(summaries, derived, base)
+    looked: dict[str, tuple[list[Finding], list[list[object]]]] = {}
+    stored: dict[str, str] = {}  # the fingerprint each looked-at file's cache entry holds
+    seen: frozenset[str] = frozenset()
+    for _ in range(4):
+        if not project.wanted:
+            break
+        todo: list[str] = []
+        looks: dict[str, Look] = {}
+        todo_or_new = False
+        wanted = project.wanted
+        for path in order:
+            entry = summaries.get(path)
+            imports = entry.get("i") if entry is not None else None
+            if not isinstance(imports, dict) or not any(t in wanted and t not in seen for t in imports.values()):
+                continue
+            got = cache.get_second(path, stat_of[path], project.fingerprint)
+            if got is None:
+                todo.append(path)
+                top = entry.get("t") if entry is not None else None
+                looks[path] = (project.needles(imports, seen), top if isinstance(top, list) else None)
+                continue
+            results[path] = got[0]
+            looked[path] = got
+            stored[path] = project.fingerprint
+            if got[1] and derived.get(path) != got[1]:
+                derived[path] = got[1]
+                todo_or_new = True
+        for path, parsed, found, entry, spans in _run(todo, options, resolve_jobs(jobs, len(todo)), project, looks):
+            if not parsed:  # nothing of the index is used there: the first look stands
+                looked[path] = (results.get(path, []), derived.get(path, []))
+                continue
+            stats["second_pass"] = stats.get("second_pass", 0) + 1
+            # a wrapper once found stays found in this run: the index only grows, so the rounds end
+            known = {str(row[0]): row for row in derived.get(path, [])}
+            fresh: list[list[object]] = entry["w"] if entry else []  # type: ignore[assignment]
+            known.update((str(row[0]), row) for row in fresh)
+            rows = list(known.values())
+            if spans is not None:  # a part of the file was looked at again: the rest keeps the first look
+                kept = [f for f in results.get(path, []) if not any(s <= f.line <= e for s, e in spans)]
+                found = sorted(kept + found, key=lambda f: (f.line, f.col, f.code))  # noqa: PLW2901
+            results[path] = found
+            looked[path] = (found, rows)
+            if rows:
+                derived[path] = rows
+        seen = wanted
+        if not todo and not todo_or_new:
+            break  # nothing new was learnt: the index cannot have grown
+        grown = project_mod.build(summaries, derived, base)
+        if grown.fingerprint == project.fingerprint:
+            break
+        project = grown
+    for path, (found, rows) in looked.items():
+        if stored.get(path) != project.fingerprint:
+            cache.put_second(path, stat_of[path], project.fingerprint, found, rows)
+    cache.set_index(project.fingerprint)
+    stats["index_ms"] = round((time.perf_counter() - begin) * 1000)
 
 
 def _apply_fixes(findings: list[Finding], write: bool) -> tuple[list[str], set[str]]:
@@ -258,5 +392,6 @@ def _rules(argv: list[str]) -> int:
         print(json.dumps(items, indent=2))
     else:
         for it in items:
-            print(f"{it['code']}  {it['library']:<22} {', '.join(it['names'])}")  # type: ignore[arg-type]
+            what = ", ".join(it["names"]) or it["why"]  # type: ignore[arg-type]
+            print(f"{it['code']}  {it['library']:<22} {what}")
     return 0

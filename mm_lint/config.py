@@ -1,4 +1,4 @@
-"""``[tool.mm-lint]`` in pyproject.toml: allowed hosts, excludes, per-file ignores."""
+"""``[tool.mm-lint]`` in pyproject.toml: allowed hosts, excludes, per-file ignores, the torch floor."""
 
 from __future__ import annotations
 
@@ -9,15 +9,35 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_manager.error_codes import LINT_CONFIG_INVALID
-from model_manager.errors import LintConfigInvalid, ModelManagerError
+from mm_lint.errors import LINT_CONFIG_INVALID, LintConfigInvalid, ModelManagerError
 
 CONFIG_INVALID = LINT_CONFIG_INVALID
 
-DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__", "build",
-                    "dist", ".eggs", "*.egg-info", "node_modules", ".mm-cache", ".corpus")
+# A pattern starting with "/" matches at the project root only: a package's own `dist/` or
+# `build/` module folder (mmengine/dist) is code, the root's are build outputs.
+DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__", "/build",
+                    "/dist", ".eggs", "*.egg-info", "node_modules", ".mm-cache", ".corpus", ".corpus2")
 
-_KEYS = {"allowed-hosts", "exclude", "extend-exclude", "per-file-ignores", "ignore", "select", "cache-dir"}
+_KEYS = {"allowed-hosts", "exclude", "extend-exclude", "per-file-ignores", "ignore", "select", "cache-dir",
+         "torch-min-version"}
+#: torch.load defaults to weights_only=True from this version on
+TORCH_SAFE_LOAD = (2, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the checks need from the configuration."""
+
+    allowed_hosts: frozenset[str] = frozenset()
+    torch_before_2_6: bool = False  # torch.load without weights_only unpickles (MM204)
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    parts = text.strip().lstrip("v=>~ ").split(".")
+    try:
+        return tuple(int(p) for p in parts[:2])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -29,35 +49,50 @@ class Config:
     ignore: tuple[str, ...] = ()
     select: tuple[str, ...] = ("MM",)
     cache_dir: str = ".mm-cache"
+    torch_min_version: str = ""  # '' = assume torch >= 2.6
     source: str = ""  # the file the settings came from ('' = defaults)
+
+    def options(self) -> Options:
+        floor = _version(self.torch_min_version) if self.torch_min_version else None
+        return Options(self.allowed_hosts, floor is not None and floor < TORCH_SAFE_LOAD)
 
     def fingerprint(self) -> str:
         data = [sorted(self.allowed_hosts), list(self.exclude), [list(p) for p in self.per_file_ignores],
-                list(self.ignore), list(self.select)]
+                list(self.ignore), list(self.select), self.torch_min_version]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
     def excluded(self, rel: str) -> bool:
-        parts = rel.replace(os.sep, "/").split("/")
+        rel = rel.replace(os.sep, "/")
+        parts = rel.split("/")
         for pat in self.exclude:
-            if "/" in pat.strip("/"):
+            if pat.startswith("/"):  # anchored at the root
+                anchored = pat.strip("/")
+                if fnmatch.fnmatchcase(rel, anchored) or fnmatch.fnmatchcase(rel, anchored + "/*") or (
+                        "/" not in anchored and fnmatch.fnmatchcase(parts[0], anchored)):
+                    return True
+            elif "/" in pat.strip("/"):
                 if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(rel, pat.rstrip("/") + "/*"):
                     return True
             elif any(fnmatch.fnmatchcase(p, pat.strip("/")) for p in parts):
                 return True
         return False
 
-    def wanted(self, rel: str, code: str) -> bool:
-        """Whether a finding with ``code`` in file ``rel`` (relative to root) is reported."""
+    def wanted(self, rel: str, code: str, via: str = "") -> bool:
+        """Whether a finding with ``code`` in file ``rel`` (relative to root) is reported; ``via``
+        (an MM604's inner code) is ignored wherever it is, but not selected."""
         if not any(code.startswith(s) for s in self.select):
             return False
+        return not self.ignored(rel, code) and not (via and self.ignored(rel, via))
+
+    def ignored(self, rel: str, code: str) -> bool:
         if any(code.startswith(i) for i in self.ignore):
-            return False
+            return True
         rel = rel.replace(os.sep, "/")
         for pat, codes in self.per_file_ignores:
             matches = fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(os.path.basename(rel), pat)
             if matches and any(code.startswith(c) for c in codes):
-                return False
-        return True
+                return True
+        return False
 
 
 def _invalid(path: Path, key: str, message: str) -> ModelManagerError:
@@ -118,6 +153,12 @@ def load(pyproject: Path | None = None, start: Path | None = None) -> Config:
         if not isinstance(table["cache-dir"], str):
             raise _invalid(pyproject, "cache-dir", "`cache-dir` must be a string")
         kwargs["cache_dir"] = table["cache-dir"]
+    if "torch-min-version" in table:
+        value = table["torch-min-version"]
+        if not isinstance(value, str) or _version(value) is None:
+            raise _invalid(pyproject, "torch-min-version", f"`torch-min-version` must be a version string "
+                           f"like \"2.4\", got {value!r}")
+        kwargs["torch_min_version"] = value
     if "per-file-ignores" in table:
         pfi = table["per-file-ignores"]
         if not isinstance(pfi, dict):

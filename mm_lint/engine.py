@@ -1,221 +1,152 @@
-"""The checker: byte prefilter, one ``ast.parse``, and a walk that visits only the
-statements on lines that mention a catalogue word or a name bound to one.
+"""The checker: byte prefilter, one ``ast.parse``, and a walk that visits only the statements on
+lines that can hold a finding (see candidates.py).
 
-Walking every node of every tree costs more than parsing it; visiting only the
-branches whose line span holds a candidate line keeps the checker near the
-parser's own speed.
+Per call: the catalogue's rules, then the callee-agnostic ones (generic.py), then calls to
+the project's own wrappers (wrappers.py). One download gets one finding: the most specific
+rule on a call wins, and a finding inside the arguments of another call's finding is dropped.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from bisect import bisect_left
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from mm_lint import checks, rules
-from mm_lint.names import LOCAL, Scope
+from mm_lint import candidates, checks, generic, index, rules, wrappers
+from mm_lint.config import Options
+from mm_lint.findings import Finding, Hit
+from mm_lint.names import LOCAL, MODULE, Context, Scope
+from mm_lint.project import Project, module_of, outline
 from model_manager import policy
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    path: str
-    line: int
-    col: int  # 1-based
-    code: str
-    message: str
-    fixable: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+DEFAULT_OPTIONS = Options()
+# Which rule wins when several report one call: the catalogue's, then a known wrapper, then the
+# callee-agnostic ones.
+_PRIORITY = {rules.WRAPPER_CALL: 1, rules.DOWNLOAD_NAME: 2, rules.PRETRAINED_ANY: 3, rules.WEIGHTS_URL: 4}
 
 
 @lru_cache(maxsize=1)
 def prefilter() -> re.Pattern[bytes]:
     words = sorted(rules.trigger_words(), key=len, reverse=True)
-    return re.compile(rb"\b(?:" + b"|".join(w.encode() for w in words) + rb")\b")
+    signals = [b"pretrained", b"weights", b"download", b"://", b"load_url", b"from_url", b"urlretrieve"]
+    return re.compile(rb"\b(?:" + b"|".join(w.encode() for w in words) + rb")\b|" + b"|".join(signals))
 
 
 def might_match(data: bytes) -> bool:
-    """Cheap byte-level test: a file without any catalogue word cannot break a rule."""
+    """Cheap byte-level test: a file without any catalogue word or signal cannot break a rule."""
     return prefilter().search(data) is not None
 
 
-class _Collected:
-    __slots__ = ("imports", "calls", "binds", "classes", "seen")
-
-    def __init__(self) -> None:
-        self.imports: list[ast.Import | ast.ImportFrom] = []
-        self.calls: list[tuple[ast.Call, str | None]] = []
-        self.binds: list[ast.stmt] = []
-        self.classes: list[ast.ClassDef] = []
-        self.seen: set[int] = set()
+@dataclass(slots=True)
+class Result:
+    module: str = ""
+    hits: list[Hit] = field(default_factory=list)
+    wrappers: dict[str, wrappers.Wrapper] = field(default_factory=dict)  # defined in this file
+    imports: dict[str, str] = field(default_factory=dict)  # its import bindings (the project index)
+    outline: list[list[object]] = field(default_factory=list)  # its top-level statements (project.outline)
 
 
-_BIND_TYPES = (ast.Assign, ast.With, ast.AsyncWith)
-_SKIP = {"ctx", "id", "attr", "arg", "kind", "type_comment", "level", "module", "conversion",
-         "is_async", "simple", "lineno", "col_offset", "end_lineno", "end_col_offset"}
-_FIELDS: dict[type, tuple[str, ...]] = {}
+@dataclass(slots=True)
+class _Found:
+    node: ast.AST  # the call, or the string of an MM603
+    call: ast.Call | None
+    hit: Hit
+    priority: int
 
 
-def _fields(t: type) -> tuple[str, ...]:
-    f = _FIELDS.get(t)
-    if f is None:
-        f = _FIELDS[t] = tuple(n for n in t._fields if n not in _SKIP)  # type: ignore[attr-defined]
-    return f
-
-
-def _walk(node: ast.AST, lines: list[int], out: _Collected, cls: str | None) -> None:
-    """Collect calls, imports, classes and bindings in the branches that hold a candidate line."""
-    AST, Call, ClassDef, Import, ImportFrom = ast.AST, ast.Call, ast.ClassDef, ast.Import, ast.ImportFrom
-    seen, n_lines = out.seen, len(lines)
-    for name in _fields(type(node)):
-        value = getattr(node, name, None)
-        if type(value) is list:
-            children = value
-        elif isinstance(value, AST):
-            children = [value]
-        else:
-            continue
-        for child in children:
-            if not isinstance(child, AST):
-                continue
-            start = getattr(child, "lineno", None)
-            if start is not None:
-                i = bisect_left(lines, start)
-                if i == n_lines or lines[i] > child.end_lineno:  # type: ignore[attr-defined]
-                    continue
-            t = type(child)
-            if t is Call:
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    out.calls.append((child, cls))  # type: ignore[arg-type]
-            elif t is Import or t is ImportFrom:
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    out.imports.append(child)  # type: ignore[arg-type]
-                continue
-            elif t is ClassDef:
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    out.classes.append(child)  # type: ignore[arg-type]
-                _walk(child, lines, out, child.name)  # type: ignore[attr-defined]
-                continue
-            elif t in _BIND_TYPES and id(child) not in seen:
-                seen.add(id(child))
-                out.binds.append(child)  # type: ignore[arg-type]
-            _walk(child, lines, out, cls)
-
-
-_DOT = r"\s*\.\s*"
-
-
-def _remainder_regex(rest: str) -> str:
-    return _DOT + _DOT.join(r"\w+" if part == "*" else re.escape(part).replace(r"\*", r"\w*")
-                            for part in rest.split("."))
-
-
-@lru_cache(maxsize=4096)
-def _verifier(alias: str, rests: tuple[str, ...]) -> re.Pattern[bytes]:
-    alts = [_remainder_regex(rest) if rest else r"\b" for rest in rests]
-    return re.compile((re.escape(alias) + "(?:" + "|".join(alts) + ")").encode())
-
-
-_IDENT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
-def _call_lines(aliases: dict[str, tuple[str, ...]], data: bytes) -> set[int]:
-    """Lines a call to the catalogue can start on: ``alias.rest``, a bound callable, from_pretrained.
-
-    ``bytes.find`` per alias, then an anchored regex at each hit: much faster than one
-    alternation regex scanned over every byte.
-    """
-    positions: list[int] = []
-    for alias, rests in aliases.items():
-        needle = alias.encode()
-        verify = _verifier(alias, rests).match
-        pos = data.find(needle)
-        while pos != -1:
-            if (pos == 0 or data[pos - 1] not in _IDENT_BYTES) and verify(data, pos):
-                positions.append(pos)
-            pos = data.find(needle, pos + len(needle))
-    positions.sort()
-    out: set[int] = set()
-    line, last = 1, 0
-    for pos in positions:
-        line += data.count(b"\n", last, pos)
-        last = pos
-        out.add(line)
-    return out
-
-
-def _find_word_lines(data: bytes, word: bytes) -> list[int]:
-    out: list[int] = []
-    line, last, pos = 1, 0, data.find(word)
-    while pos != -1:
-        line += data.count(b"\n", last, pos)
-        last = pos
-        if not out or out[-1] != line:
-            out.append(line)
-        pos = data.find(word, pos + len(word))
-    return out
-
-
-def _aliases(scope: Scope) -> dict[str, tuple[str, ...]]:
-    m, prefixes = rules.matcher(), rules.name_prefixes()
-    pairs: dict[str, set[str]] = {"from_pretrained": {""}}
-    for alias, q in scope.imports.items():
-        if not alias.isascii():
-            continue
-        if m.match(q) is not None:
-            pairs.setdefault(alias, set()).add("")
-        rests = prefixes.get(q)
-        if rests:
-            pairs.setdefault(alias, set()).update(rests)
-    for var, q in scope.instances.items():
-        match = m.match(q)
-        if var.isascii() and match is not None and match.rule.category == policy.HTTP:
-            pairs.setdefault(var, set()).update(rules.HTTP_VERBS)
-    return {alias: tuple(sorted(r)) for alias, r in pairs.items()}
-
-
-def check_tree(tree: ast.Module, data: bytes, allowed_hosts: frozenset[str] = frozenset()
-               ) -> list[tuple[int, int, str, bool]]:
-    """(line, 0-based col, message, fixable) for every finding in a parsed file."""
-    scope = Scope()
+def check_tree(tree: ast.Module, data: bytes, options: Options = DEFAULT_OPTIONS, module: str = "",
+               package: str = "", path: str = "", project: Project | None = None,
+               functions: frozenset[str] = frozenset()) -> Result:
+    """Every finding in a parsed file, the wrappers it defines and what it imports. ``functions``:
+    module-level functions of a file parsed only in part (project.narrowed)."""
+    scope = Scope(module=module, package=package)
+    if project is not None:
+        scope.project = project.exports
     scope.add_module_constants(tree.body)
-    out = _Collected()
-    import_lines = _find_word_lines(data, b"import")
+    scope.functions |= functions
+    out = candidates.Collected()
+    import_lines = candidates.word_lines(data, b"import")
     if import_lines:
-        _walk(tree, import_lines, out, None)
+        candidates.walk(tree, import_lines, out)
     for imp in out.imports:
         scope.add_import(imp)
     for cls_node in out.classes:
         scope.add_class(cls_node)
-    # Then only the lines where a call can reach the catalogue through those bindings.
     lines = set(import_lines)
-    for _ in range(2):  # a second round for client objects: ``s = requests.Session()``
-        new = _call_lines(_aliases(scope), data) - lines
+    pending = candidates.signal_lines(data)
+    searched: dict[str, tuple[str, ...]] = {}
+    bound = -1
+    for _ in range(3):  # later rounds for client objects and aliases: ``s = requests.Session()``
+        if bound == len(scope.imports) + len(scope.instances):
+            break  # the last walk bound nothing new: no new alias either
+        bound = len(scope.imports) + len(scope.instances)
+        aliases = candidates.aliases(scope)
+        pending |= candidates.call_lines({a: r for a, r in aliases.items() if searched.get(a) != r}, data)
+        searched = aliases
+        new = pending - lines
         if not new:
             break
         lines |= new
-        _walk(tree, sorted(lines), out, None)
-        for cls_node in out.classes:
-            scope.add_class(cls_node)
-        for node in out.binds:
-            scope.add_binding(node)
-    return [f for call, cls in out.calls for f in _check_call(scope, call, cls, allowed_hosts)]
+        _rewalk(tree, new, out, scope)
+    found: dict[int, _Found] = {}
+    for call, ctx in out.calls:
+        scope.context = ctx
+        _check_call(scope, call, ctx, options, found)
+    scope.module_only = True
+    dict_hits = []
+    for node, ctx in out.dicts:
+        scope.context = ctx
+        dict_hits += generic.check_dict(scope, node, options.allowed_hosts)
+    scope.context = MODULE
+    for bind in out.binds:
+        dict_hits += generic.check_assign(scope, bind, options.allowed_hosts)
+    scope.module_only = False
+    for value, code, message in dict_hits:
+        _add(found, value, None, _hit_at(value, code, message), _PRIORITY[code])
+    result = Result(module, imports=dict(scope.imports), outline=outline(tree))
+    index.learn_and_judge(scope, tree, data, out, lines, found, project or Project(), result, path)
+    result.hits = _one_per_download(found)
+    return result
 
 
-def _receiver_qualname(scope: Scope, func: ast.Attribute, cls: str | None) -> str | None:
+def _rewalk(tree: ast.Module, lines: set[int], out: candidates.Collected, scope: Scope) -> None:
+    """Walk the branches holding ``lines`` (new ones: what older lines hold was collected already)."""
+    candidates.walk(tree, sorted(lines), out)
+    for cls_node in out.classes:
+        scope.add_class(cls_node)
+    for node in out.binds:
+        scope.add_binding(node)
+
+
+def _add(found: dict[int, _Found], node: ast.AST, call: ast.Call | None, hit: Hit, priority: int) -> None:
+    key = id(call if call is not None else node)
+    old = found.get(key)
+    if old is None or priority < old.priority:
+        found[key] = _Found(node, call, hit, priority)
+
+
+def _defined_here(scope: Scope, func: ast.expr, ctx: Context) -> bool:
+    """A function or method of this file (the wrapper index judges calls to those)."""
+    if isinstance(func, ast.Name):
+        return func.id in scope.functions and func.id not in scope.imports
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        base = func.value.id
+        cls = ctx.cls if base in ("self", "cls") else None
+        if cls is None and base in scope.classes and base not in scope.imports:
+            return True
+        return cls is not None and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == func.attr
+                                       for s in cls.body)
+    return False
+
+
+def _receiver_qualname(scope: Scope, func: ast.Attribute, cls: ast.ClassDef | None) -> str | None:
     """Qualified name for ``X.from_pretrained``; '' for a project's own method (not a finding)."""
     value = func.value
     if isinstance(value, ast.Name):
         name = value.id
         if name in ("self", "cls") and cls is not None and name not in scope.imports:
-            name = cls
+            name = cls.name
         info = scope.classes.get(name)
         if info is not None and name not in scope.imports:
             if info.own_from_pretrained:
@@ -230,38 +161,67 @@ def _receiver_qualname(scope: Scope, func: ast.Attribute, cls: str | None) -> st
     return f"{q}.{func.attr}"
 
 
-def _check_call(scope: Scope, call: ast.Call, cls: str | None, allowed: frozenset[str]
-                ) -> list[tuple[int, int, str, bool]]:
+def _catalogue(scope: Scope, call: ast.Call, ctx: Context) -> tuple[str | None, tuple[rules.Match, ...]]:
     func = call.func
     m = rules.matcher()
-    matches: tuple[rules.Match, ...]
     if isinstance(func, ast.Attribute) and func.attr == "from_pretrained":
-        q = _receiver_qualname(scope, func, cls)
+        q = _receiver_qualname(scope, func, ctx.cls)
         if q == "":
-            return []
+            return None, ()
         if q is None:
             # A receiver the checker cannot resolve (a variable holding a class): attribute it
             # to the first from_pretrained library this file imports, or let it go.
             lib = next(((r, top) for r, top in m.from_pretrained_rules if top in scope.imported_tops), None)
             if lib is None:
-                return []
-            q = f"{lib[1]}.<unresolved>.from_pretrained"
-            matches = (rules.Match(lib[0], None),)
-        else:
-            matches = m.match_all(q)
-    else:
-        if isinstance(func, ast.Name) and func.id not in scope.imports and func.id in scope.instances:
-            return []  # calling an object (``model(x)``) is not calling its constructor
-        q = scope.qualname(func)
-        if q is None or q.startswith((LOCAL, ".")):
-            return []
-        matches = m.match_all(q)
-    out = []
+                return None, ()
+            return f"{lib[1]}.<unresolved>.from_pretrained", (rules.Match(lib[0], None),)
+        return q, m.match_all(q)
+    if isinstance(func, ast.Name) and func.id not in scope.imports and func.id in scope.instances:
+        return None, ()  # calling an object (``model(x)``) is not calling its constructor
+    q = scope.qualname(func)
+    if q is None or q.startswith((LOCAL, ".")):
+        return None, ()
+    return q, m.match_all(q)
+
+
+def _check_call(scope: Scope, call: ast.Call, ctx: Context, options: Options, found: dict[int, _Found]) -> None:
+    q, matches = _catalogue(scope, call, ctx)
     for match in matches:
-        detail = checks.verdict(match, scope, call, q, allowed)
+        detail = checks.verdict(match, scope, call, q or "", options)
         if detail is not None:
-            out.append((call.lineno, call.col_offset, rules.message(match.rule, q, detail), _fixable(match.rule, call)))
-    return out
+            hit = Hit(call.lineno, call.col_offset, match.rule.code, rules.message(match.rule, q or "", detail),
+                      _fixable(match.rule, call))
+            _add(found, call, call, hit, 0)
+            break
+    own = _defined_here(scope, call.func, ctx)
+    scope.module_only = True
+    try:
+        generic_hits = generic.check_call(scope, call, q, options.allowed_hosts, own, bool(matches))
+    finally:
+        scope.module_only = False
+    for node, code, message in generic_hits:
+        _add(found, node, call if node is call else None, _hit_at(node, code, message), _PRIORITY[code])
+
+
+def _hit_at(node: ast.AST, code: str, message: str) -> Hit:
+    return Hit(node.lineno, node.col_offset, code, message)  # type: ignore[attr-defined]
+
+
+def _one_per_download(found: dict[int, _Found]) -> list[Hit]:
+    """Drop a finding that lies inside the arguments of another call's finding."""
+    spans = [(f.call.lineno, f.call.col_offset, f.call.end_lineno or f.call.lineno, f.call.end_col_offset or 0, id(f))
+             for f in found.values() if f.call is not None]
+    kept = []
+    for f in found.values():
+        n = f.node
+        start = (n.lineno, n.col_offset)  # type: ignore[attr-defined]
+        end = (n.end_lineno, n.end_col_offset)  # type: ignore[attr-defined]
+        inside = any((sl, sc) <= start and end <= (el, ec) and (sl, sc, el, ec) != (*start, *end)
+                     for sl, sc, el, ec, _ in spans)
+        if not inside:
+            kept.append(f.hit)
+    kept.sort(key=lambda h: (h.line, h.col, h.code))
+    return kept
 
 
 def _fixable(rule: rules.Rule, call: ast.Call) -> bool:
@@ -276,46 +236,56 @@ _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)
 
 
 def suppressed(line_text: str, code: str) -> bool:
+    """``# noqa: MM604`` (or a prefix, ``MM6``) silences a finding on its line. A bare ``# noqa`` does
+    not: it is written for style checks (a long URL line) far more often than to allow a download,
+    and a download must be allowed by name. (flake8's own noqa handling still applies under flake8.)"""
     m = _NOQA.search(line_text)
-    if m is None:
+    if m is None or not m.group("codes"):
         return False
-    codes = m.group("codes")
-    if not codes:
-        return True
-    return any(code.startswith(c.upper()) for c in re.split(r"[,\s]+", codes) if c)
+    return any(code.startswith(c.upper()) for c in re.split(r"[,\s]+", m.group("codes")) if c)
 
 
-def check_bytes(data: bytes, path: str, allowed_hosts: frozenset[str] = frozenset(),
-                prefiltered: bool = False) -> list[Finding]:
-    """Every finding in one file's bytes, ``# noqa`` applied. Never raises on bad input."""
-    if not prefiltered and not might_match(data):
-        return []
+def check_file(data: bytes, path: str, options: Options = DEFAULT_OPTIONS, prefiltered: bool = False,
+               project: Project | None = None, functions: frozenset[str] = frozenset()
+               ) -> tuple[list[Finding], Result | None]:
+    """Every finding in one file's bytes, ``# noqa`` applied, and what the project index needs
+    (None when the file was not parsed). Never raises on bad input."""
+    if not prefiltered and project is None and not might_match(data):
+        return [], None
     try:
         tree = ast.parse(data, filename=path)
     except SyntaxError as exc:
-        return [_parse_failure(data, path, exc)]
+        return [_parse_failure(data, path, exc)], None
     except (ValueError, UnicodeDecodeError) as exc:  # null bytes, bad encoding cookie
         code = rules.DECODE_ERROR if isinstance(exc, UnicodeDecodeError) else rules.SYNTAX_ERROR
-        return [Finding(path, 1, 1, code, f"{code} cannot parse: {exc}")]
+        return [Finding(path, 1, 1, code, f"{code} cannot parse: {exc}")], None
     except (RecursionError, MemoryError) as exc:
         return [Finding(path, 1, 1, rules.SYNTAX_ERROR,
-                        f"{rules.SYNTAX_ERROR} cannot parse: too deeply nested ({type(exc).__name__})")]
+                        f"{rules.SYNTAX_ERROR} cannot parse: too deeply nested ({type(exc).__name__})")], None
+    module, package = module_of(path)
     try:
-        raw = check_tree(tree, data, allowed_hosts)
+        result = check_tree(tree, data, options, module, package, path, project, functions)
     except RecursionError:
-        return [Finding(path, 1, 1, rules.SYNTAX_ERROR, f"{rules.SYNTAX_ERROR} too deeply nested to check")]
-    if not raw:
+        return [Finding(path, 1, 1, rules.SYNTAX_ERROR, f"{rules.SYNTAX_ERROR} too deeply nested to check")], None
+    return apply_noqa(data, path, result.hits), result
+
+
+def apply_noqa(data: bytes, path: str, hits: list[Hit]) -> list[Finding]:
+    if not hits:
         return []
     text_lines = data.splitlines()
     found = []
-    for line, col, message, fixable in raw:
-        code = message.split(" ", 1)[0]
-        text = text_lines[line - 1].decode("utf-8", "replace") if line <= len(text_lines) else ""
-        if "noqa" in text and suppressed(text, code):
+    for h in hits:
+        text = text_lines[h.line - 1].decode("utf-8", "replace") if h.line <= len(text_lines) else ""
+        if "noqa" in text and (suppressed(text, h.code) or (h.via and suppressed(text, h.via))):
             continue
-        found.append(Finding(path, line, col + 1, code, message, fixable))
-    found.sort(key=lambda f: (f.line, f.col, f.code))
+        found.append(Finding(path, h.line, h.col + 1, h.code, h.message, h.fixable, h.via))
     return found
+
+
+def check_bytes(data: bytes, path: str, options: Options = DEFAULT_OPTIONS, prefiltered: bool = False) -> list[Finding]:
+    """Every finding in one file's bytes (``# noqa`` applied)."""
+    return check_file(data, path, options, prefiltered)[0]
 
 
 def _parse_failure(data: bytes, path: str, exc: SyntaxError) -> Finding:
@@ -328,7 +298,8 @@ def _parse_failure(data: bytes, path: str, exc: SyntaxError) -> Finding:
 
 
 def rule_for(code: str) -> rules.Rule | None:
-    return policy.by_code().get(code)
+    return rules.by_code().get(code)
 
 
-__all__ = ["Finding", "check_bytes", "check_tree", "might_match", "suppressed", "rule_for", "policy"]
+__all__ = ["Finding", "Result", "check_bytes", "check_file", "check_tree", "might_match", "suppressed",
+           "rule_for", "policy"]

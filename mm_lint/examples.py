@@ -1,59 +1,91 @@
-"""Each rule's own examples (the way Fixit rules carry theirs): code -> (VALID, INVALID).
+"""Each rule's own examples, the way Fixit and flake8-bugbear rules carry theirs: code -> (VALID, INVALID).
 
-``tests/test_lint_rules.py`` runs every one: an INVALID snippet must raise exactly
-its rule's code, a VALID one nothing at all. A catalogue entry without examples
-fails that test, so a new entry cannot ship untested.
+``tests/lint/test_lint_rules.py`` runs every one: a VALID snippet must raise nothing at all; an
+INVALID one exactly one finding, its rule's, at the line and column it states (1-based, as
+reported) and, when the rule is fixable, must become ``fixed`` under ``--fix`` (``fixed=None``
+says the finding is not fixable). A rule without examples fails that test.
+This file holds the catalogue's download rules (MM1xx-MM3xx); examples_more.py the rest.
 """
 
 from __future__ import annotations
 
-Examples = tuple[tuple[str, ...], tuple[str, ...]]
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    src: str
+    line: int
+    col: int
+    fixed: str | None = None  # the source after --fix; None: the finding is not fixable
+
+
+def bad(src: str, line: int, col: int, fixed: str | None = None) -> Invalid:
+    return Invalid(src, line, col, fixed)
+
+
+Examples = tuple[tuple[str, ...], tuple[Invalid, ...]]
+_TF = "from transformers import AutoModel\n"
 
 EXAMPLES: dict[str, Examples] = {
     "MM101": (
-        ('from transformers import AutoModel\nAutoModel.from_pretrained("bert-base-uncased", local_files_only=True)',
-         'from transformers import AutoModel\nAutoModel.from_pretrained("/models/bert")',
+        (_TF + 'AutoModel.from_pretrained("bert-base-uncased", local_files_only=True)',
+         _TF + 'AutoModel.from_pretrained("/models/bert")',
          'import os\nfrom transformers import AutoTokenizer as T\nROOT = "/models"\n'
          'T.from_pretrained(os.path.join(ROOT, "bert"))',
          'from pathlib import Path\nimport transformers\n'
          'transformers.AutoModel.from_pretrained(Path(__file__).parent / "weights")',
-         'from transformers import AutoModel\nROOT = "./models"\nAutoModel.from_pretrained(f"{ROOT}/bert")',
+         _TF + 'ROOT = "./models"\nAutoModel.from_pretrained(f"{ROOT}/bert")',
+         _TF + 'def load():\n    where = "/srv/models/bert"\n    return AutoModel.from_pretrained(where)',
          'class Encoder:\n    @classmethod\n    def from_pretrained(cls, path): ...\n'
          'Encoder.from_pretrained("bert-base-uncased")',
          'from mypkg.models import Net\nNet.from_pretrained("anything")'),
-        ('from transformers import AutoModel\nAutoModel.from_pretrained("bert-base-uncased")',
-         'from transformers import AutoModel\nAutoModel.from_pretrained("bert-base-uncased", revision="5f3e2c1")',
-         'import transformers as tf\nMODEL_ID = "openai/clip-vit-base-patch32"\n'
-         'tf.CLIPModel.from_pretrained(MODEL_ID)',
-         'from transformers.models.bert import BertModel\ndef load(name):\n'
-         '    return BertModel.from_pretrained(name)',
-         'from transformers import PreTrainedModel\nclass Mine(PreTrainedModel):\n    pass\n'
-         'Mine.from_pretrained("org/model")',
-         'import transformers\ndef load(cls_, name):\n    return cls_.from_pretrained(name)',
-         'from transformers import AutoModel\nAutoModel.from_pretrained("bert", local_files_only=False)'),
+        (bad(_TF + 'AutoModel.from_pretrained("bert-base-uncased")', 2, 1,
+             _TF + 'AutoModel.from_pretrained("bert-base-uncased", local_files_only=True)'),
+         bad(_TF + 'm = AutoModel.from_pretrained(\n    "org/m",\n    revision="5f3e2c1",\n)', 2, 5,
+             _TF + 'm = AutoModel.from_pretrained(\n    "org/m",\n    revision="5f3e2c1",\n'
+             '    local_files_only=True,\n)'),
+         bad('import transformers as tf\nMODEL_ID = "openai/clip-vit-base-patch32"\n'
+             'tf.CLIPModel.from_pretrained(MODEL_ID)', 3, 1,
+             'import transformers as tf\nMODEL_ID = "openai/clip-vit-base-patch32"\n'
+             'tf.CLIPModel.from_pretrained(MODEL_ID, local_files_only=True)'),
+         bad('from transformers import PreTrainedModel\nclass Mine(PreTrainedModel):\n    pass\n'
+             'Mine.from_pretrained("org/model")', 4, 1,
+             'from transformers import PreTrainedModel\nclass Mine(PreTrainedModel):\n    pass\n'
+             'Mine.from_pretrained("org/model", local_files_only=True)'),
+         bad('import transformers\ndef load(cls_, name, **kw):\n    return cls_.from_pretrained(name, **kw)', 3, 12),
+         bad(_TF + 'AutoModel.from_pretrained("bert", local_files_only=False)', 2, 1)),
     ),
     "MM102": (
         ('from transformers import pipeline\npipeline("ner", model="/models/ner")',
          'from transformers import pipeline\npipeline("ner", "./models/ner")'),
-        ('from transformers import pipeline\npipeline("sentiment-analysis")',
-         'from transformers import pipeline\npipeline("ner", model="dslim/bert-base-NER")'),
+        (bad('from transformers import pipeline\npipeline("sentiment-analysis")', 2, 1),
+         bad('from transformers import pipeline\nclf = pipeline("ner", model="dslim/bert-base-NER")', 2, 7)),
     ),
     "MM103": (
         ('from huggingface_hub import hf_hub_download\nhf_hub_download("org/m", "w.bin", local_files_only=True)',),
-        ('from huggingface_hub import hf_hub_download as dl\ndl("org/m", "w.bin")',
-         'import huggingface_hub\nhuggingface_hub.hf_hub_download(repo_id="org/m", filename="w.bin", '
-         'revision="0123456789abcdef0123456789abcdef01234567")',
-         'from transformers.utils import cached_file\ncached_file("org/m", "config.json")'),
+        (bad('from huggingface_hub import hf_hub_download as dl\ndl("org/m", "w.bin")', 2, 1,
+             'from huggingface_hub import hf_hub_download as dl\ndl("org/m", "w.bin", local_files_only=True)'),
+         bad('import huggingface_hub\npath = huggingface_hub.hf_hub_download(repo_id="org/m", filename="w.bin", '
+             'revision="0123456789abcdef0123456789abcdef01234567")', 2, 8,
+             'import huggingface_hub\npath = huggingface_hub.hf_hub_download(repo_id="org/m", filename="w.bin", '
+             'revision="0123456789abcdef0123456789abcdef01234567", local_files_only=True)'),
+         bad('from huggingface_hub import cached_download\ncached_download(url)', 2, 1,
+             'from huggingface_hub import cached_download\ncached_download(url, local_files_only=True)'),
+         bad('from transformers.utils import cached_file\ncached_file("org/m", "config.json")', 2, 1,
+             'from transformers.utils import cached_file\ncached_file("org/m", "config.json", local_files_only=True)')),
     ),
     "MM104": (
         ('from huggingface_hub import snapshot_download\nsnapshot_download("org/m", local_files_only=True)',),
-        ('from huggingface_hub import snapshot_download\nsnapshot_download("org/m")',),
+        (bad('from huggingface_hub import snapshot_download\nsnapshot_download("org/m")', 2, 1,
+             'from huggingface_hub import snapshot_download\nsnapshot_download("org/m", local_files_only=True)'),),
     ),
     "MM105": (
         ('from huggingface_hub import HfFolder\nHfFolder.get_token()',),
-        ('from huggingface_hub import HfApi\napi = HfApi()', 'import huggingface_hub as hh\nhh.InferenceClient()',
-         'from huggingface_hub import list_repo_files\nlist_repo_files("org/m")',
-         'import huggingface_hub\nhuggingface_hub.HfFileSystem().ls("org/m")'),
+        (bad('from huggingface_hub import HfApi\napi = HfApi()', 2, 7),
+         bad('import huggingface_hub as hh\nhh.InferenceClient()', 2, 1),
+         bad('from huggingface_hub import list_repo_files\nlist_repo_files("org/m")', 2, 1),
+         bad('import huggingface_hub\nhuggingface_hub.HfFileSystem().ls("org/m")', 2, 1)),
     ),
     "MM106": (
         ('from datasets import load_dataset\nload_dataset("/data/squad")',
@@ -61,169 +93,141 @@ EXAMPLES: dict[str, Examples] = {
          'import datasets\ndatasets.load_dataset("json", data_files="train.json")',
          'from datasets import load_dataset\nload_dataset("csv", data_files={"train": ["a.csv", "b.csv"]})',
          'from datasets import load_dataset\nload_dataset("imagefolder", data_dir="/data/images")'),
-        ('from datasets import load_dataset\nload_dataset("squad")',
-         'from datasets import load_dataset\nload_dataset("json", data_files="https://x.org/train.json")',
-         'from datasets import load_dataset\nload_dataset("json", data_files=files_from_somewhere)',
-         'from datasets import load_dataset\nload_dataset("parquet", data_files="hf://datasets/org/d/x.parquet")'),
+        (bad('from datasets import load_dataset\nload_dataset("squad")', 2, 1),
+         bad('from datasets import load_dataset\nload_dataset("json", data_files="https://x.org/train.json")', 2, 1),
+         bad('from datasets import load_dataset\nload_dataset("json", data_files=files_from_somewhere)', 2, 1),
+         bad('from datasets import load_dataset\nload_dataset("parquet", data_files="hf://datasets/org/d/x.parquet")',
+             2, 1),
+         bad('import datasets\nmetric = datasets.load_metric("glue", "mrpc")', 2, 10)),
     ),
     "MM107": (
         ('from diffusers import DiffusionPipeline\nDiffusionPipeline.from_pretrained("/models/sd")',
          'import diffusers\ndiffusers.UNet2DModel.from_pretrained("org/unet", local_files_only=True)'),
-        ('from diffusers import StableDiffusionPipeline as P\nP.from_pretrained("runwayml/stable-diffusion-v1-5")',),
+        (bad('from diffusers import StableDiffusionPipeline as P\nP.from_pretrained("runwayml/stable-diffusion-v1-5")',
+             2, 1, 'from diffusers import StableDiffusionPipeline as P\n'
+             'P.from_pretrained("runwayml/stable-diffusion-v1-5", local_files_only=True)'),),
     ),
     "MM108": (
         ('from peft import PeftModel\nPeftModel.from_pretrained(base, "/models/adapter")',
          'from peft import PeftModel\nPeftModel.from_pretrained(base, "org/lora", local_files_only=True)'),
-        ('from peft import PeftModel\nPeftModel.from_pretrained(base, "org/lora")',
-         'import peft\npeft.AutoPeftModelForCausalLM.from_pretrained("org/lora")'),
+        (bad('from peft import PeftModel\nPeftModel.from_pretrained(base, "org/lora")', 2, 1,
+             'from peft import PeftModel\nPeftModel.from_pretrained(base, "org/lora", local_files_only=True)'),
+         bad('import peft\npeft.AutoPeftModelForCausalLM.from_pretrained("org/lora")', 2, 1,
+             'import peft\npeft.AutoPeftModelForCausalLM.from_pretrained("org/lora", local_files_only=True)')),
     ),
     "MM201": (
         ('import torch\ntorch.hub.get_dir()',),
-        ('import torch\ntorch.hub.load_state_dict_from_url("https://download.pytorch.org/x.pth")',
-         'from torch.utils import model_zoo\nmodel_zoo.load_url("https://x/y.pth")'),
+        (bad('import torch\nsd = torch.hub.load_state_dict_from_url("https://download.pytorch.org/x.pth")', 2, 6),
+         bad('from torch.utils import model_zoo\nmodel_zoo.load_url("https://x/y.pth")', 2, 1),
+         bad('import torch\nhub = torch.hub\nhub.load_state_dict_from_url(url, progress=False)', 3, 1),
+         bad('from torchvision.models.utils import load_state_dict_from_url\nload_state_dict_from_url(u)', 2, 1)),
     ),
     "MM202": (
         ('from torch.hub import get_dir\nget_dir()',),
-        ('from torch.hub import download_url_to_file\ndownload_url_to_file("https://x/y.pth", "/tmp/y.pth")',),
+        (bad('from torch.hub import download_url_to_file\n'
+             'download_url_to_file("https://x/y.pth", "/tmp/y.pth")', 2, 1),),
     ),
     "MM203": (
         ('import torch\ntorch.hub.load("/repos/yolov5", "custom", source="local")',),
-        ('import torch\ntorch.hub.load("ultralytics/yolov5", "yolov5s")',
-         'import torch.hub as th\nth.list("pytorch/vision")'),
+        (bad('import torch\ntorch.hub.load("ultralytics/yolov5", "yolov5s")', 2, 1),
+         bad('import torch.hub as th\nth.list("pytorch/vision")', 2, 1)),
     ),
     "MM204": (
         ('import torch\ntorch.load("/models/w.pt", weights_only=True)',
+         'import torch\ntorch.load("/models/w.pt")',  # torch >= 2.6: weights_only=True by default
+         'import torch\ntorch.load(path, map_location="cpu", **options)',
          'import torch\ntorch.save({}, "/tmp/w.pt")'),
-        ('import torch\ntorch.load("/models/w.pt")',
-         'import torch\nstate = torch.load(path, map_location="cpu", weights_only=False)'),
+        (bad('import torch\nstate = torch.load(path, map_location="cpu", weights_only=False)', 2, 9),
+         bad('import torch\nKW = {"weights_only": False}\ntorch.load(path, **KW)', 3, 1)),
     ),
     "MM301": (
         ('import timm\ntimm.create_model("resnet50")',
          'import timm\ntimm.create_model("resnet50", pretrained=False)',
          'from timm import create_model\ncreate_model("vit_base_patch16_224", False)'),
-        ('import timm\ntimm.create_model("resnet50", pretrained=True)',
-         'import timm\ntimm.create_model("resnet50", True)',
-         'import timm\ndef build(flag):\n    return timm.create_model("resnet50", pretrained=flag)'),
+        (bad('import timm\ntimm.create_model("resnet50", pretrained=True)', 2, 1),
+         bad('import timm\ntimm.create_model("resnet50", True)', 2, 1),
+         bad('import timm\ndef build(flag):\n    return timm.create_model("resnet50", pretrained=flag)', 3, 12)),
     ),
     "MM302": (
         ('import torchvision\ntorchvision.models.resnet50()',
          'from torchvision.models import resnet18\nresnet18(weights=None)'),
-        ('import torchvision\ntorchvision.models.resnet50(weights="IMAGENET1K_V2")',
-         'from torchvision import models\nmodels.vit_b_16(weights=models.ViT_B_16_Weights.DEFAULT)',
-         'from torchvision.models import get_model\nget_model("resnet50", weights="DEFAULT")',
-         'from torchvision.models.optical_flow import raft_small\nraft_small(weights="DEFAULT")',
-         'import torchvision\ntorchvision.models.resnet.resnet50(weights="DEFAULT")'),
+        (bad('import torchvision\ntorchvision.models.resnet50(weights="IMAGENET1K_V2")', 2, 1),
+         bad('from torchvision import models\nmodels.vit_b_16(weights=models.ViT_B_16_Weights.DEFAULT)', 2, 1),
+         bad('from torchvision.models import get_model\nget_model("resnet50", weights="DEFAULT")', 2, 1),
+         bad('from torchvision.models.optical_flow import raft_small\nraft_small(weights="DEFAULT")', 2, 1),
+         bad('import torchvision\ntorchvision.models.resnet.resnet50(weights=W)', 2, 1)),
     ),
     "MM310": (
         ('from torchvision.models.detection import fasterrcnn_resnet50_fpn\n'
-         'fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)',),
-        ('from torchvision.models.detection import fasterrcnn_resnet50_fpn\nfasterrcnn_resnet50_fpn(weights=None)',
-         'import torchvision\ntorchvision.models.segmentation.deeplabv3_resnet50(weights=None, '
-         'weights_backbone="IMAGENET1K_V1")'),
+         'fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)',
+         # weights given: torchvision drops weights_backbone (that download is MM302's)
+         'from torchvision.models.detection import fasterrcnn_resnet50_fpn as f\n'
+         'f(weights=None, pretrained_backbone=False)'),
+        (bad('from torchvision.models.detection import fasterrcnn_resnet50_fpn\nfasterrcnn_resnet50_fpn(weights=None)',
+             2, 1),
+         bad('import torchvision\ntorchvision.models.segmentation.deeplabv3_resnet50(weights=None, '
+             'weights_backbone="IMAGENET1K_V1")', 2, 1)),
     ),
     "MM311": (
         ('from torchvision.models import ResNet50_Weights\nResNet50_Weights.DEFAULT.transforms()',),
-        ('from torchvision.models import ResNet50_Weights\nResNet50_Weights.DEFAULT.get_state_dict(progress=True)',
-         'import torchvision\ntorchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.get_state_dict()'),
+        (bad('from torchvision.models import ResNet50_Weights\nResNet50_Weights.DEFAULT.get_state_dict(progress=True)',
+             2, 1),
+         bad('import torchvision\ntorchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.get_state_dict()', 2, 1)),
     ),
     "MM303": (
         ('import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", pretrained="/models/clip.pt")',
          'import open_clip\nopen_clip.create_model("ViT-B-32")'),
-        ('import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", pretrained="laion2b_s34b_b79k")',
-         'from open_clip import create_model\ncreate_model("ViT-B-32", pretrained="openai")',
-         'import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", "openai")'),
+        (bad('import open_clip\n'
+             'open_clip.create_model_and_transforms("ViT-B-32", pretrained="laion2b_s34b_b79k")', 2, 1),
+         bad('from open_clip import create_model\ncreate_model("ViT-B-32", pretrained="openai")', 2, 1),
+         bad('import open_clip\nopen_clip.create_model_and_transforms("ViT-B-32", "openai")', 2, 1)),
     ),
     "MM304": (
         ('import clip\nclip.load("/models/clip/ViT-B-32.pt")',),
-        ('import clip\nclip.load("ViT-B/32")', 'import clip\nmodel, preprocess = clip.load(name, device="cpu")'),
+        (bad('import clip\nclip.load("ViT-B/32")', 2, 1),
+         bad('import clip\nmodel, preprocess = clip.load(name, device="cpu")', 2, 21)),
     ),
     "MM305": (
         ('import whisper\nwhisper.load_model("/models/whisper/tiny.pt")',),
-        ('import whisper\nwhisper.load_model("tiny")',),
+        (bad('import whisper\nwhisper.load_model("tiny")', 2, 1),),
     ),
     "MM306": (
         ('from sentence_transformers import SentenceTransformer\nSentenceTransformer("/models/minilm")',
          'from sentence_transformers import SentenceTransformer\n'
          'SentenceTransformer("all-MiniLM-L6-v2", local_files_only=True)'),
-        ('from sentence_transformers import SentenceTransformer\nSentenceTransformer("all-MiniLM-L6-v2")',
-         'from sentence_transformers import CrossEncoder\nCrossEncoder("cross-encoder/ms-marco-MiniLM-L-6-v2")'),
+        (bad('from sentence_transformers import SentenceTransformer\nSentenceTransformer("all-MiniLM-L6-v2")', 2, 1),
+         bad('from sentence_transformers import CrossEncoder\n'
+             'CrossEncoder("cross-encoder/ms-marco-MiniLM-L-6-v2")', 2, 1)),
     ),
     "MM307": (
         ('from ultralytics import YOLO\nYOLO("/models/yolo/yolov8n.pt")',
          'from ultralytics import YOLO\nmodel = YOLO("./weights/best.pt")\nmodel("bus.jpg")'),
-        ('from ultralytics import YOLO\nYOLO("yolov8n.pt")', 'import ultralytics\nultralytics.RTDETR("rtdetr-l.pt")'),
+        (bad('from ultralytics import YOLO\nYOLO("yolov8n.pt")', 2, 1),
+         bad('import ultralytics\nultralytics.RTDETR("rtdetr-l.pt")', 2, 1)),
     ),
     "MM308": (
         ('from tensorflow import keras\nkeras.applications.ResNet50(weights=None)',
          'import keras\nkeras.applications.MobileNetV2(weights="/models/mobilenet.h5")'),
-        ('import tensorflow as tf\ntf.keras.applications.ResNet50(weights="imagenet")',
-         'from keras.applications import EfficientNetB0\nEfficientNetB0()',
-         'import keras\nkeras.applications.resnet50.ResNet50()'),
+        (bad('import tensorflow as tf\ntf.keras.applications.ResNet50(weights="imagenet")', 2, 1),
+         bad('from keras.applications import EfficientNetB0\nEfficientNetB0()', 2, 1),
+         bad('import keras\nkeras.applications.resnet50.ResNet50()', 2, 1)),
     ),
     "MM309": (
         ('import tensorflow_hub as hub\nhub.load("/models/use")',),
-        ('import tensorflow_hub as hub\nhub.load("https://tfhub.dev/google/universal-sentence-encoder/4")',
-         'import tensorflow_hub as hub\nhub.KerasLayer("https://www.kaggle.com/models/google/x")',
-         'import tensorflow_hub as hub\nhub.resolve("https://tfhub.dev/google/x/1")'),
+        (bad('import tensorflow_hub as hub\nhub.load("https://tfhub.dev/google/universal-sentence-encoder/4")', 2, 1),
+         bad('import tensorflow_hub as hub\nhub.KerasLayer("https://www.kaggle.com/models/google/x")', 2, 1),
+         bad('import tensorflow_hub as hub\nhub.resolve("https://tfhub.dev/google/x/1")', 2, 1)),
     ),
     "MM312": (
         ('import keras\nkeras.utils.load_img("/data/frame.png")',),
-        ('import keras\nkeras.utils.get_file("w.h5", "https://example.com/w.h5")',
-         'from tensorflow.keras.utils import get_file\nget_file(origin="https://example.com/x")'),
-    ),
-    "MM401": (
-        ('import requests\nrequests.get("http://localhost:8000/v2/health/ready")',
-         'import requests\nrequests.post("http://127.0.0.1:8000/v2/models/m/infer", json={})',
-         'import requests\ns = requests.Session()\ns.get("http://[::1]:8000/v2")',
-         'import requests\nPORT = 8000\nrequests.get(f"http://localhost:{PORT}/v2")'),
-        ('import requests\nrequests.get("https://huggingface.co/api/models")',
-         'import requests\ndef fetch(url):\n    return requests.get(url)',
-         'import requests\nwith requests.Session() as s:\n    s.get(f"https://{host}/x")',
-         'from requests import request\nrequest("GET", "http://example.com/w.bin")'),
-    ),
-    "MM402": (
-        ('import httpx\nhttpx.get("http://localhost:8000/v2")',
-         'import httpx\nwith httpx.Client() as c:\n    c.get("http://127.0.0.1:8000/v2")'),
-        ('import httpx\nhttpx.get("https://example.com")',
-         'import httpx\nasync def f():\n    async with httpx.AsyncClient() as c:\n'
-         '        await c.get("https://example.com/x")',
-         'import httpx\nhttpx.Client(base_url="https://api.example.com")'),
-    ),
-    "MM403": (
-        ('from urllib.request import urlopen\nurlopen("http://localhost:8000/v2")',
-         'import urllib.request\nurllib.request.urlopen("file:///tmp/x.json")'),
-        ('import urllib.request\nurllib.request.urlretrieve("https://x.org/w.bin", "w.bin")',
-         'from urllib import request\nrequest.urlopen(request.Request("https://x.org"))'),
-    ),
-    "MM404": (
-        ('import urllib3\nhttp = urllib3.PoolManager()\nhttp.request("GET", "http://localhost:8000/v2")',),
-        ('import urllib3\nurllib3.request("GET", "https://example.com")',
-         'import urllib3\nhttp = urllib3.PoolManager()\nhttp.request("GET", "https://example.com")'),
-    ),
-    "MM405": (
-        ('import aiohttp\nasync def f():\n    async with aiohttp.ClientSession() as s:\n'
-         '        await s.get("http://localhost:8000/v2")',),
-        ('import aiohttp\nasync def f():\n    async with aiohttp.ClientSession() as s:\n'
-         '        await s.get("https://example.com")',
-         'import aiohttp\nasync def f(u):\n    async with aiohttp.request("GET", u) as r:\n        pass'),
-    ),
-    "MM406": (
-        ('import http.client\nhttp.client.HTTPConnection("localhost", 8000)',
-         'import http.client\nc = http.client.HTTPConnection("127.0.0.1", 8000)\nc.request("GET", "/v2")'),
-        ('import http.client\nhttp.client.HTTPSConnection("example.com")',
-         'from ftplib import FTP\nFTP("ftp.example.com")'),
-    ),
-    "MM407": (
-        ('import gdown\ngdown.parse_url("x")',),
-        ('import gdown\ngdown.download("https://drive.google.com/uc?id=1", "w.bin")',
-         'import wget\nwget.download("https://x.org/w.bin")'),
-    ),
-    "MM501": (
-        ('import subprocess\nsubprocess.run(["ls", "-l"])',
-         'import subprocess\nsubprocess.run(["git", "status"])',
-         'import subprocess\nsubprocess.run(cmd)'),
-        ('import subprocess\nsubprocess.run(["curl", "-LO", "https://x.org/w.bin"])',
-         'import subprocess\nsubprocess.check_call(["git", "clone", "https://github.com/x/y"])',
-         'import os\nos.system("cd /tmp && wget https://x.org/w.bin")'),
+        (bad('import keras\nkeras.utils.get_file("w.h5", "https://example.com/w.h5")', 2, 1),
+         bad('from tensorflow.keras.utils import get_file\nget_file(origin="https://example.com/x")', 2, 1),
+         bad('from keras.src.utils.file_utils import get_file\nget_file("w.h5", origin=URL)', 2, 1)),
     ),
 }
+
+
+def all_examples() -> dict[str, Examples]:
+    from mm_lint.examples_more import MORE
+
+    return {**EXAMPLES, **MORE}

@@ -12,7 +12,8 @@ import difflib
 from collections.abc import Iterable
 
 from mm_lint import rules
-from mm_lint.engine import Finding, rule_for
+from mm_lint.findings import Finding
+from mm_lint.rules import by_code
 
 
 def _targets(source: bytes, findings: Iterable[Finding]) -> dict[tuple[int, int], tuple[str, object]]:
@@ -22,7 +23,7 @@ def _targets(source: bytes, findings: Iterable[Finding]) -> dict[tuple[int, int]
     for f in findings:
         if not f.fixable:
             continue
-        rule = rule_for(f.code)
+        rule = by_code().get(f.code)
         lw = rules.fix_kwarg(rule) if rule is not None else None
         if lw is None or f.line > len(lines):
             continue
@@ -40,7 +41,7 @@ def fix_source(source: bytes, findings: Iterable[Finding]) -> bytes:
         import libcst as cst
         from libcst.metadata import MetadataWrapper, PositionProvider
     except ImportError as exc:
-        from model_manager.errors import LintFixUnavailable
+        from mm_lint.errors import LintFixUnavailable
 
         raise LintFixUnavailable(f"--fix/--diff need libcst: {exc}",
                                 hint="pip install 'libcst>=1.1' (the dev extra has it).") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from mm_lint.engine import Finding
+from mm_lint.findings import Finding
 from model_manager.version import version
 
 FORMATS = ("text", "json", "sarif", "github")

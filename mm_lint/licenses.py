@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mm_lint.engine import Finding
-from model_manager.error_codes import LICENSE_INVENTORY_INVALID
-from model_manager.errors import InvalidModelSpec, LicenseInventoryInvalid
+from mm_lint.errors import LICENSE_INVENTORY_INVALID, InvalidModelSpec, LicenseInventoryInvalid
+from mm_lint.findings import Finding
 
 INVENTORY_INVALID = LICENSE_INVENTORY_INVALID
 

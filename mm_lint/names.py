@@ -2,12 +2,18 @@
 
 Flow-insensitive on purpose (one binding table per file): it is what keeps the
 checker at the speed of the parser, and real code rarely rebinds an import.
+Values of a function's local names and of ``self.x`` attributes are looked up
+lazily, only for a call that would otherwise be a finding, and only a name
+bound exactly once in its function (or class) has a value.
 """
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+
+from mm_lint import rules
+from mm_lint.bindings import attr_values, local_values
 
 LOCAL = "<local>"  # qualname prefix of classes defined in the checked file
 
@@ -40,6 +46,22 @@ class ClassInfo:
     own_from_pretrained: bool
 
 
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where a call sits: its class and function, and the dotted name of the module-level function
+    or method holding it ("" when it is nested deeper: nothing outside can call that one)."""
+
+    cls: ast.ClassDef | None = None
+    func: Function | None = None
+    owner: str = ""
+
+
+MODULE = Context()
+
+
 @dataclass(slots=True)
 class Scope:
     """What the file binds: local name -> qualified name, class, or constant expression."""
@@ -47,8 +69,19 @@ class Scope:
     imports: dict[str, str] = field(default_factory=dict)
     classes: dict[str, ClassInfo] = field(default_factory=dict)
     constants: dict[str, ast.expr | None] = field(default_factory=dict)  # None: bound more than once
-    instances: dict[str, str] = field(default_factory=dict)  # variable -> qualname of its constructor
+    instances: dict[str, str] = field(default_factory=dict)  # variable or self.x -> qualname of its constructor
     imported_tops: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)  # module-level def names
+    module: str = ""  # this file's dotted module name ('' when unknown)
+    package: str = ""  # the package relative imports start from
+    project: dict[str, str] = field(default_factory=dict)  # the project's re-exports: qualname -> target
+    context: Context = MODULE
+    # module constants only: the callee-agnostic checks look at every collected call's arguments,
+    # and reading a function's or class's bindings for each would cost more than the parse
+    module_only: bool = False
+    _locals: dict[int, dict[str, ast.expr | None]] = field(default_factory=dict)
+    _attrs: dict[int, dict[str, ast.expr | None]] = field(default_factory=dict)
+    import_aliases: tuple[int, dict[str, tuple[str, ...]]] | None = None  # candidates.py's, by import count
 
     # --- building -------------------------------------------------------
     def add_import(self, node: ast.Import | ast.ImportFrom) -> None:
@@ -63,12 +96,20 @@ class Scope:
             return
         module = node.module or ""
         if node.level:
-            module = "." * node.level + module  # relative: never a third-party library
-        else:
+            module = self.absolute(node.level, module)
+        if not module.startswith("."):
             self.imported_tops.add(module.split(".", 1)[0])
         for a in node.names:
             if a.name != "*":
                 self.imports[a.asname or a.name] = f"{module}.{a.name}" if module else a.name
+
+    def absolute(self, level: int, module: str) -> str:
+        """The module a relative import names; dots kept when the file's package is unknown."""
+        parts = self.package.split(".") if self.package else []
+        if level - 1 >= len(parts) or not parts:
+            return "." * level + module
+        base = ".".join(parts[:len(parts) - (level - 1)])
+        return f"{base}.{module}" if module else base
 
     def add_class(self, node: ast.ClassDef) -> None:
         own = any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "from_pretrained"
@@ -83,12 +124,15 @@ class Scope:
                 self._bind_constant(stmt.target.id, stmt.value)
             elif isinstance(stmt, ast.ClassDef):
                 self.add_class(stmt)
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.functions.add(stmt.name)
 
     def _bind_constant(self, name: str, value: ast.expr) -> None:
         self.constants[name] = None if name in self.constants else value
 
     def add_binding(self, node: ast.stmt) -> None:
-        """Remember ``x = requests.Session()`` and ``with httpx.Client() as x`` (instance types)."""
+        """Remember ``x = requests.Session()``, ``self.s = aiohttp.ClientSession()`` and
+        ``with httpx.Client() as x`` (instance types), and ``hub = torch.hub`` (an alias)."""
         if isinstance(node, ast.Assign):
             if isinstance(node.value, ast.Call):
                 q = self.qualname(node.value.func)
@@ -96,6 +140,15 @@ class Scope:
                     for t in node.targets:
                         if isinstance(t, ast.Name):
                             self.instances[t.id] = q
+                        elif isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) \
+                                and t.value.id in ("self", "cls"):
+                            self.instances[f"self.{t.attr}"] = q
+            elif isinstance(node.value, (ast.Attribute, ast.Name)):
+                q = self.qualname(node.value)
+                if q and (q in rules.module_paths() or rules.matcher().match(q) is not None):
+                    for t in node.targets:
+                        if isinstance(t, ast.Name) and t.id not in self.imports:
+                            self.imports[t.id] = q
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if isinstance(item.context_expr, ast.Call) and isinstance(item.optional_vars, ast.Name):
@@ -112,19 +165,39 @@ class Scope:
         """
         if depth > 20:
             return None
+        q: str | None = None
         if isinstance(expr, ast.Name):
             n = expr.id
             if n in self.imports:
-                return self.imports[n]
-            if n in self.classes:
+                q = self.imports[n]
+            elif n in self.classes:
                 return f"{LOCAL}.{n}"
-            return self.instances.get(n)
-        if isinstance(expr, ast.Attribute):
-            base = self.qualname(expr.value, depth + 1)
-            return f"{base}.{expr.attr}" if base else None
-        if isinstance(expr, ast.Call):
-            return self.qualname(expr.func, depth + 1)
-        return None
+            else:
+                q = self.instances.get(n)
+        elif isinstance(expr, ast.Attribute):
+            value = expr.value
+            if isinstance(value, ast.Name) and value.id in ("self", "cls") and value.id not in self.imports:
+                q = self.instances.get(f"self.{expr.attr}")
+            else:
+                base = self.qualname(value, depth + 1)
+                q = f"{base}.{expr.attr}" if base else None
+        elif isinstance(expr, ast.Call):
+            q = self.qualname(expr.func, depth + 1)
+        if q is not None and self.project and depth == 0:
+            q = self.reexported(q)
+        return q
+
+    def reexported(self, q: str) -> str:
+        """``pkg.AutoModel`` -> ``transformers.AutoModel`` when pkg/__init__.py re-exports it."""
+        for _ in range(8):
+            head, rest = q, ""
+            while head and head not in self.project:
+                head, _, tail = head.rpartition(".")
+                rest = f"{tail}.{rest}" if rest else tail
+            if not head:
+                return q
+            q = f"{self.project[head]}.{rest}" if rest else self.project[head]
+        return q
 
     def library_base(self, cls: str, seen: frozenset[str] = frozenset()) -> str | None:
         """Qualified name of the first third-party base of a class defined in this file."""
@@ -144,13 +217,34 @@ class Scope:
         return None
 
     def constant(self, expr: ast.expr, depth: int = 0) -> ast.expr:
-        """Follow a module-level constant name to its value expression."""
-        while isinstance(expr, ast.Name) and depth < 10:
-            value = self.constants.get(expr.id)
+        """Follow a name (local to the call's function, else module-level) or ``self.x`` to its
+        one assigned value expression."""
+        while depth < 10:
+            value = self.value_of(expr)
             if value is None:
                 return expr
             expr, depth = value, depth + 1
         return expr
+
+    def value_of(self, expr: ast.expr) -> ast.expr | None:
+        ctx = self.context
+        if self.module_only:
+            return self.constants.get(expr.id) if isinstance(expr, ast.Name) and ctx.func is None else None
+        if isinstance(expr, ast.Name):
+            if ctx.func is not None:
+                table = self._locals.get(id(ctx.func))
+                if table is None:
+                    table = self._locals[id(ctx.func)] = local_values(ctx.func)
+                if expr.id in table:
+                    return table[expr.id]
+            return self.constants.get(expr.id)
+        if isinstance(expr, ast.Attribute) and ctx.cls is not None and isinstance(expr.value, ast.Name) \
+                and expr.value.id in ("self", "cls"):
+            attrs = self._attrs.get(id(ctx.cls))
+            if attrs is None:
+                attrs = self._attrs[id(ctx.cls)] = attr_values(ctx.cls)
+            return attrs.get(expr.attr)
+        return None
 
     def literal(self, expr: ast.expr) -> tuple[bool, object]:
         """(known, value) of a constant expression, following module constants."""

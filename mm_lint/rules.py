@@ -1,4 +1,5 @@
-"""Rules generated from ``model_manager.policy.CATALOGUE``: one rule per catalogue entry.
+"""Rules: one per entry of ``model_manager.policy.CATALOGUE``, plus the linter's own MM6xx rules,
+which do not depend on the callee (their data, keyword and function names, also lives in policy.py).
 
 Codes, messages and fix hints come from the catalogue. What needs more than the
 catalogue's data (HTTP verbs on client objects, the argument carrying a URL,
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from mm_lint import signals
 from model_manager import policy
 
 # Codes of the checker's own findings (not from the catalogue).
@@ -36,6 +38,30 @@ METHOD_FIRST = ("requests.request", "httpx.request", "httpx.stream", "urllib3.re
 #: A rule is its catalogue entry: codes, names, why and fix are never copied out of policy.py.
 Rule = policy.ForbiddenCall
 
+# The linter's own rules: signals in the code whatever the callee, and the project's own wrappers.
+PRETRAINED_ANY = "MM601"
+DOWNLOAD_NAME = "MM602"
+WEIGHTS_URL = "MM603"
+WRAPPER_CALL = "MM604"
+_ANY = "any callee"
+LINT_RULES: tuple[Rule, ...] = (
+    Rule(PRETRAINED_ANY, _ANY, (),
+         "A truthy `pretrained`/`pretrained_backbone`/`download`, or a weights enum (`weights=\"DEFAULT\"`, "
+         "`*_Weights.IMAGENET1K_V1`), downloads pretrained weights whatever the function is.",
+         "Pass pretrained=False / weights=None and load the prepared state dict by path."),
+    Rule(DOWNLOAD_NAME, _ANY, (),
+         "A function named like torch's and the hub's download helpers downloads wherever it is "
+         "imported from (libraries re-export and wrap them under the same names).",
+         "Prepare the file before the run and open it by path."),
+    Rule(WEIGHTS_URL, _ANY, (),
+         "A URL to a weights file (or a model-zoo scheme like torchvision://) passed to a call or "
+         "kept in a config is downloaded by whatever receives it.",
+         "Point the config at the prepared file's path."),
+    Rule(WRAPPER_CALL, "this project", (),
+         "This project's function downloads: from the parameter this call fills, or whatever its arguments.",
+         "Pass a local path (or None/False) where it takes one, or prepare the file before the run."),
+)
+
 
 def message(rule: Rule, called: str, detail: str = "") -> str:
     extra = f" ({detail})" if detail else ""
@@ -43,7 +69,7 @@ def message(rule: Rule, called: str, detail: str = "") -> str:
 
 
 def title(rule: Rule) -> str:
-    return f"{rule.library}: {rule.names[0]}"
+    return f"{rule.library}: {rule.names[0]}" if rule.names else f"{rule.library}: {rule.code}"
 
 
 def fix_kwarg(rule: Rule) -> policy.LocalWhen | None:
@@ -136,12 +162,18 @@ class Matcher:
 
 
 def all_rules() -> tuple[Rule, ...]:
-    return policy.CATALOGUE
+    """Every rule the checker reports, the catalogue's first."""
+    return policy.CATALOGUE + LINT_RULES
+
+
+@lru_cache(maxsize=1)
+def by_code() -> dict[str, Rule]:
+    return {rule.code: rule for rule in all_rules()}
 
 
 @lru_cache(maxsize=1)
 def matcher() -> Matcher:
-    return Matcher(all_rules())
+    return Matcher(policy.CATALOGUE)
 
 
 @lru_cache(maxsize=1)
@@ -151,7 +183,7 @@ def trigger_words() -> frozenset[str]:
     # module names suffice; ``from_pretrained`` is added for receivers the checker cannot
     # resolve (a variable holding a model class).
     words: set[str] = {"from_pretrained"}
-    for rule in all_rules():
+    for rule in policy.CATALOGUE:
         words.update(rule.modules)
         words.update(name.split(".", 1)[0] for name in rule.names)
     return frozenset(w for w in words if w.isidentifier())
@@ -165,7 +197,7 @@ def name_prefixes() -> dict[str, tuple[str, ...]]:
     the catalogue through ``torch.hub.load`` and its siblings.
     """
     out: dict[str, set[str]] = {}
-    for rule in all_rules():
+    for rule in policy.CATALOGUE:
         for name in rule.names:
             parts = name.split(".")
             for i in range(1, len(parts)):
@@ -176,8 +208,18 @@ def name_prefixes() -> dict[str, tuple[str, ...]]:
     return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
+@lru_cache(maxsize=1)
+def module_paths() -> frozenset[str]:
+    """Dotted prefixes of catalogue names that name a module or class (``torch.hub``): binding one
+    to a variable (``hub = torch.hub``) makes the variable an alias."""
+    return frozenset(name_prefixes())
+
+
 def catalogue_fingerprint() -> str:
     """Changes whenever the catalogue does (part of the cache key)."""
     import hashlib
 
-    return hashlib.sha256(repr(policy.CATALOGUE).encode()).hexdigest()[:16]
+    data = (policy.CATALOGUE, LINT_RULES, signals.PRETRAINED_KEYWORDS, signals.WEIGHTS_KEYWORDS,
+            signals.WEIGHTS_ENUM_PATTERN, signals.DOWNLOAD_FUNCTION_NAMES, signals.WEIGHT_FILE_SUFFIXES,
+            signals.MODEL_URL_SCHEMES, signals.REMOTE_URL_SCHEMES)
+    return hashlib.sha256(repr(data).encode()).hexdigest()[:16]

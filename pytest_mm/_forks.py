@@ -2,7 +2,9 @@
 
 A forked child (``os.fork``, ``multiprocessing`` with the fork start method) inherits the
 guard, but its record of refusals lives in its own memory. The test process opens one
-unlinked, append-only file per run; every child inherits the descriptor. The hook is on
+unlinked, append-only file per run, just before its first fork (the plugin registers
+``os.register_at_fork``: a run that never forks never opens it); every child inherits the
+descriptor. The hook is on
 ``guard.BlockedAttempt.__init__`` (the guard builds exactly one per refusal, and one per
 refused import, which is left out): in a process other than the test process it appends one
 JSON line (the test's node id, op, host, port, library, layer, pid). The test process reads

@@ -45,10 +45,11 @@ class ItemState:
     # Plain classes, not dataclasses: the plugin is imported by every run, and a dataclass costs
     # about a millisecond to define.
     __slots__ = ("carried", "carried_cleared", "children", "children_seen", "expects", "marked", "permits",
-                 "seen", "stack", "start", "violations")
+                 "run", "seen", "stack", "start", "violations")
 
-    def __init__(self, start: int) -> None:
+    def __init__(self, start: int, run: RunState | None = None) -> None:
         self.start = start                                      # guard.refusal_count() when the test began
+        self.run = run                                          # the run's state (set by the test's protocol)
         self.seen = 0                                           # of its refusals: already visible or expected
         self.stack: contextlib.ExitStack | None = None          # what its markers entered (allowing, suspended)
         self.marked = False                                     # @pytest.mark.mm_allow_network(reason=...)
@@ -67,15 +68,16 @@ class ItemState:
 
 
 class RunState:
-    __slots__ = ("channel", "current", "initial_problems", "known_problems", "last_test", "loaded_before", "mark",
-                 "outside", "run_allow", "switched", "undo", "unguarded", "watch")
+    __slots__ = ("__weakref__", "channel", "current", "initial_problems", "known_problems", "last_test",
+                 "loaded_before", "mark", "outside", "run_allow", "running", "switched", "undo", "unguarded", "watch")
 
     def __init__(self, run_allow: list[str], loaded_before: list[str], watch: GuardWatch,
                  channel: ForkChannel | None) -> None:
         self.run_allow = run_allow                   # --mm-allow-hosts and the mm_allow_hosts ini option
         self.loaded_before = loaded_before           # plugins registered before pytest_mm (unguarded import)
         self.watch = watch
-        self.channel = channel
+        self.channel = channel                       # opened at the run's first fork (plugin._before_fork)
+        self.running = True                          # until pytest_unconfigure
         self.undo: list[Callable[[], None]] = []
         self.current: pytest.Item | None = None      # the test whose protocol is running
         self.mark = 0                                # refusal_count() up to which refusals outside tests are charged

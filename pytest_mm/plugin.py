@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import weakref
 from collections.abc import Generator
 from types import ModuleType
 from typing import Any
@@ -12,7 +14,6 @@ import pytest
 
 from model_manager import guard
 from model_manager.errors import ModelManagerError
-from pytest_mm._forks import ChildRefusal, ForkChannel
 from pytest_mm._state import (
     ITEM,
     STATE,
@@ -63,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 def _start(config: pytest.Config, pluginmanager: pytest.PytestPluginManager) -> None:
     state = RunState(run_allow=[], loaded_before=_loaded_before(pluginmanager),
-                     watch=GuardWatch(functools.partial(_on_switch, config)), channel=ForkChannel.open())
+                     watch=GuardWatch(functools.partial(_on_switch, config)), channel=None)
     config.stash[STATE] = state
     _activate([], "pytest_mm")
     state.mark = guard.refusal_count()
@@ -71,6 +72,18 @@ def _start(config: pytest.Config, pluginmanager: pytest.PytestPluginManager) -> 
     state.known_problems = set(state.initial_problems)
     state.watch.install()
     state.undo.append(state.watch.uninstall)
+    if hasattr(os, "register_at_fork"):  # a run that never forks never opens the channel (nor reads it)
+        os.register_at_fork(before=functools.partial(_before_fork, weakref.ref(state)))
+
+
+def _before_fork(ref: weakref.ReferenceType[RunState]) -> None:
+    """The run's first fork opens the channel its forked children send their refusals back on."""
+    state = ref()
+    if state is None or state.channel is not None or not state.running:
+        return
+    from pytest_mm._forks import ForkChannel
+
+    state.channel = ForkChannel.open()
     if state.channel is not None:
         state.undo += [state.channel.close, state.channel.install()]
 
@@ -131,6 +144,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
+    if state is not None:
+        state.running = False
     while state is not None and state.undo:
         state.undo.pop()()
 
@@ -153,11 +168,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     state = item.config.stash.get(STATE, None)
     if state is None:
         return (yield)
-    if guard.refusal_count() != state.mark:  # the forked children's records: read at this test's teardown
+    count = guard.refusal_count()
+    if count != state.mark:  # the forked children's records: read at this test's teardown
         _charge_outside(state, children=False)
     if state.last_test is None:  # conftests, plugins' hooks and collection have run
         state.outside += [f"before the first test: the guard was switched off: {p}" for p in _new_problems(state)]
-    rec = item.stash[ITEM] = ItemState(start=guard.refusal_count())
+    rec = item.stash[ITEM] = ItemState(start=count, run=state)
     state.current = item
     guard.set_context(item.nodeid)
     try:
@@ -168,6 +184,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         guard.set_context(None)
         state.current = None
         state.last_test = item.nodeid
+        del item.stash[ITEM]  # not needed past the test: 500 tests keep 500 fewer objects for the collector
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -221,14 +238,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 take_children(state, item)
                 acknowledge_refusals(item)  # the refusal already failed this test visibly: once is enough
         return report
-    state = item.config.stash.get(STATE, None)
     rec = item.stash.get(ITEM, None)
+    state = None if rec is None else rec.run or item.config.stash.get(STATE, None)
     if state is None or rec is None:
         return (yield)
     if rec.stack is not None:  # the fixtures are torn down: what the markers entered ends here
         _close_markers(state, rec)
     report = yield
-    take_children(state, item)
+    if state.channel is not None:
+        take_children(state, item)
+    count = guard.refusal_count()
+    if count - rec.start == rec.seen and rec.children_seen == len(rec.children) and not rec.carried \
+            and not rec.carried_cleared and not rec.violations and not guard.integrity_problems(quick=True):
+        state.mark = count
+        return report  # nothing unseen was refused, nothing switched off, nothing broken: the common case
     lines = _problems(state, item, rec, report)
     state.mark = guard.refusal_count()
     if rec.violations:
@@ -245,6 +268,8 @@ def _problems(state: RunState, item: pytest.Item, rec: ItemState, report: pytest
     problems = _new_problems(state, quick=True)
     if not (problems or rec.carried or rec.carried_cleared or rec.violations):
         return []
+    from pytest_mm._forks import ChildRefusal  # loaded only once a test has something to report
+
     lines = [f"  a refusal in a forked child (pid {r.pid}) did not reach the test: {describe(r)}"
              if isinstance(r, ChildRefusal) else f"  a refusal was swallowed (the test went on): {describe(r)}"
              for r in rec.carried]
@@ -268,7 +293,8 @@ def _new_problems(state: RunState, quick: bool = False) -> list[str]:
     """What is wrong with the guard that was not before; the guard is put back whole (the run's
     allow-list kept), and what cannot be undone is not reported again. ``quick``: after each test
     (``guard.integrity_problems(quick=True)``); before the first test and after the last, in full."""
-    problems = [p for p in guard.integrity_problems(quick=quick) if p not in state.known_problems]
+    found = guard.integrity_problems(quick=quick)
+    problems = [p for p in found if p not in state.known_problems] if found else []
     if problems:
         entries = sorted(set(guard.allowed()) | set(state.run_allow))
         with state.watch.quiet():

@@ -21,7 +21,6 @@ from model_manager.guard import (
     audit,
     checks,
     children,
-    grpc_targets,
     imports,
     integrity,
     opensockets,
@@ -32,7 +31,6 @@ from model_manager.guard import (
 )
 from model_manager.guard.addresses import ip_or_none, network_or_none, parse_allow
 from model_manager.guard.checks import check_endpoint, check_resolve
-from model_manager.guard.grpc_targets import check_grpc_target
 from model_manager.guard.record import BlockedAttempt, RefusedImport, find_refusal
 from model_manager.guard.state import LOCK, STATE
 
@@ -47,7 +45,9 @@ ENV_ALLOW = "MM_NETWORK_GUARD_ALLOW"     # comma-separated allow-list for that c
 ENV_KERNEL = "MM_GUARD_KERNEL"           # "1": every activation also applies kernel mode
 ENV_KERNEL_PORTS = "MM_GUARD_KERNEL_PORTS"  # comma-separated extra TCP ports kernel mode allows
 
-_WATCHED = frozenset({"socket", "subprocess", *grpc_targets.MODULES, *switches.FLAG_MODULES})
+#: gRPC's channel modules (grpc_targets.MODULES): grpc_targets is loaded with the first of them
+GRPC_MODULES = ("grpc._channel", "grpc.aio._channel")
+_WATCHED = frozenset({"socket", "subprocess", *GRPC_MODULES, *switches.FLAG_MODULES})
 
 
 # ---------------------------------------------------------------- switching on and off
@@ -90,7 +90,7 @@ def _activate(allow: Iterable[str]) -> None:
         imports.install(_WATCHED, _after_import)
         sockets.install()
         children.install()
-        grpc_targets.install()
+        _install_grpc()
         os.environ[ENV_SWITCH] = "1"
         os.environ[ENV_ALLOW] = ",".join(sorted(STATE.entries.values()))
         if not was_on:
@@ -170,8 +170,22 @@ def _after_import(name: str) -> None:
         sockets.install()
     elif name == "subprocess":
         children.install()
-    elif name in grpc_targets.MODULES:
+    elif name in GRPC_MODULES:
+        _install_grpc()
+
+
+def _install_grpc() -> None:
+    if any(name in sys.modules for name in GRPC_MODULES):  # a process without gRPC never loads grpc_targets
+        from model_manager.guard import grpc_targets
+
         grpc_targets.install()
+
+
+def check_grpc_target(target: object) -> None:
+    """Refuse a gRPC target (``host:port``, ``dns:///``, ``ipv4:`` ...) that reaches what is not allowed."""
+    from model_manager.guard.grpc_targets import check_grpc_target as check
+
+    check(target)
 
 
 # ---------------------------------------------------------------- kernel mode

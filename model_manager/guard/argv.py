@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from model_manager import policy
 from model_manager.guard.shellwords import parse
-from model_manager.policy import DOWNLOAD_MODULES, DOWNLOAD_PROGRAMS, GIT_NETWORK_SUBCOMMANDS
 
 Word = str | None
 
@@ -32,9 +32,9 @@ class Finding:
         return f"`{self.program}`" + (f" ({self.why})" if self.why else "")
 
 
-_DOWNLOAD = frozenset(DOWNLOAD_PROGRAMS)
-_MODULES = frozenset(DOWNLOAD_MODULES)
-_GIT_NET = frozenset(GIT_NETWORK_SUBCOMMANDS)
+_DOWNLOAD = frozenset(policy.DOWNLOAD_PROGRAMS)
+_MODULES = frozenset(policy.DOWNLOAD_MODULES)
+_GIT_NET = frozenset(policy.GIT_NETWORK_SUBCOMMANDS)
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "rbash", "yash", "posh",
                      "tcsh", "csh"})
 _MULTICALL = frozenset({"busybox", "toybox"})
@@ -317,10 +317,24 @@ def _git(rest: list[Word], depth: int) -> Finding | None:
         first = body.split()[0] if body.split() else ""
         return Finding(f"git {sub}", f"an alias for `git {first}`") if first in _GIT_NET else None
     if sub in _GIT_NET:
-        return Finding(f"git {sub}")
+        return None if _git_local_action(sub, rest[i + 1:]) else Finding(f"git {sub}")
     if sub in _GIT_LOCAL:
         return None
     return Finding(f"git {sub}", f"an alias or an external git-{sub}: the reader cannot see what it runs")
+
+
+def _git_local_action(sub: str, args: list[Word]) -> bool:
+    """``git remote -v``, ``git lfs version``, bare ``git submodule``; an unknown word reaches the remote."""
+    actions = policy.GIT_LOCAL_ACTIONS.get(sub)
+    if actions is None:
+        return False
+    for j, word in enumerate(args):
+        if word is None or word not in actions:
+            return False
+        if not word.startswith("-"):
+            later = args[j + 1:]
+            return word != "add" or not any(w is None or w in policy.GIT_FETCH_OPTIONS for w in later)
+    return True  # no action at all: lists the remotes or submodules, or prints lfs's help
 
 
 def _python(prog: str, rest: list[Word]) -> Finding | None:

@@ -4,6 +4,7 @@ the channel's proxy option are checked before the core gets them.
 The check sits on ``Channel.__init__`` of ``grpc._channel`` and ``grpc.aio._channel`` (class
 level): factories taken before activation (``from grpc import insecure_channel``) and direct
 ``Channel(...)`` calls go through it too. ``cygrpc.Channel`` used directly is not covered.
+The guard loads this module with gRPC's first channel module and it seals itself then.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from model_manager.guard import GRPC_MODULES, integrity
 from model_manager.guard.addresses import port_or_none
 from model_manager.guard.checks import check_endpoint
 from model_manager.guard.patches import ours, put
@@ -22,7 +24,7 @@ from model_manager.guard.state import STATE
 LOCAL_SCHEMES = ("unix:", "unix-abstract:")
 #: schemes the guard cannot judge: vsock reaches the hypervisor host, xDS and c2p ask a control plane
 REFUSED_SCHEMES = ("vsock:", "xds:", "google-c2p:", "c2p:")
-MODULES = ("grpc._channel", "grpc.aio._channel")
+MODULES = GRPC_MODULES
 
 
 def grpc_endpoints(target: str) -> list[tuple[str, int | None]]:
@@ -104,3 +106,6 @@ def install() -> None:
         channel = getattr(module, "Channel", None)
         if isinstance(channel, type) and "__init__" in channel.__dict__ and not ours(channel, "__init__"):
             put(channel, "__init__", _channel_init(channel.__dict__["__init__"]))
+
+
+integrity.seal_module(sys.modules[__name__])  # loaded on first use: sealed now, as the others at import

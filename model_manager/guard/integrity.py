@@ -11,7 +11,7 @@ deleted through it (``setattr``, ``monkeypatch``, ``checks.x = ...``). The quick
 (``problems(quick=True)``, pytest_mm's after every test) compares the attributes only when that
 count moved since they last compared intact, and leaves the audit hook's cells and table out: a
 write straight into a module's ``__dict__`` or into a closure is seen by the next full check. A
-module the guard loads on first use (``argv``) seals itself when it is loaded.
+module the guard loads on first use (``argv``, ``grpc_targets``) seals itself when it is loaded.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from model_manager.guard import (
     audit,
     checks,
     children,
-    grpc_targets,
     imports,
     opensockets,
     patches,
@@ -39,8 +38,8 @@ from model_manager.guard import (
 )
 from model_manager.guard.state import STATE
 
-_MODULES: tuple[types.ModuleType, ...] = (addresses, audit, checks, children, grpc_targets, imports,
-                                          opensockets, patches, record, sockets, stacks, switches)
+_MODULES: tuple[types.ModuleType, ...] = (addresses, audit, checks, children, imports, opensockets, patches,
+                                          record, sockets, stacks, switches)
 _SYS_AUDIT = sys.audit
 _snapshot: dict[types.ModuleType, dict[str, Any]] = {}   # sealed once: the guard's own code, not state
 #: the same, as (module dict, names, values) for a comparison that runs in C
@@ -98,10 +97,9 @@ def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...
     return (lambda d: (get(d),)) if len(names) == 1 else get
 
 
-def _attributes_intact(quick: bool) -> bool:
+def _attributes_intact() -> bool:
+    """Every sealed attribute is what was recorded, and every sealed module still counts writes."""
     writes = STATE.sealed_writes
-    if quick and writes == STATE.sealed_verified:  # resetting a module's class is a counted write too
-        return True
     try:
         intact = all(all(map(operator.is_, get(d), values)) for d, get, values in _sealed) \
             and all(map(operator.is_, map(type, _snapshot), repeat(SealedModule)))
@@ -132,7 +130,8 @@ _contents = operator.attrgetter("cell_contents")
 def problems(quick: bool = False) -> list[str]:
     """What is replaced; ``quick``: module attributes only after a counted write, the audit hook's
     cells and table not at all (reaching them takes ``__closure__``: the full check sees it)."""
-    if _attributes_intact(quick) and (quick or _hook_intact()) \
+    unwritten = quick and STATE.sealed_writes == STATE.sealed_verified  # resetting a module's class is a write too
+    if (unwritten or _attributes_intact()) and (quick or _hook_intact()) \
             and (sys.audit is _GENUINE_AUDIT or _genuine_audit(sys.audit)):
         return imports.problems()  # the common case (pytest_mm asks after every test): no report built
     out = [f"{module.__name__}.{name} was replaced"

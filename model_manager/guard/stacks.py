@@ -17,6 +17,7 @@ from model_manager.guard.record import message, record_import
 from model_manager.policy import NETWORK_STACKS, NetworkStack
 
 BY_MODULE: dict[str, NetworkStack] = {module: stack for stack in NETWORK_STACKS for module in stack.modules}
+_TOP_LEVEL = frozenset(module.partition(".")[0] for module in BY_MODULE)  # asked for every import: one probe
 
 
 class NetworkStackRefused(NetworkAccessForbidden, ImportError):
@@ -25,6 +26,8 @@ class NetworkStackRefused(NetworkAccessForbidden, ImportError):
 
 def refused_module(fullname: str) -> str | None:
     """The catalogued module that ``fullname`` is, or is a submodule of."""
+    if fullname.partition(".")[0] not in _TOP_LEVEL:
+        return None
     if fullname in BY_MODULE:
         return fullname
     for module in BY_MODULE:

@@ -12,21 +12,23 @@ import pytest
 
 from mm_lint import cache as cache_mod
 from mm_lint.cli import main
-from model_manager.errors import ModelManagerError
+from mm_lint.errors import ModelManagerError
 
 BAD = (
     "import torch\n"
     "from transformers import AutoModel\n"
     "\n"
     "m = AutoModel.from_pretrained('bert-base-uncased')\n"
-    "w = torch.load(\n"
-    "    'w.pt',\n"
-    "    map_location='cpu',\n"
+    "w = AutoModel.from_pretrained(\n"
+    "    'org/w',\n"
+    "    revision='abc',\n"
     ")\n"
     "x = AutoModel.from_pretrained('org/m', local_files_only=False)\n"
     "import requests\n"
     "requests.get('https://example.com')\n"
+    "t = torch.load('t.pt', weights_only=False)\n"
 )
+CODES = ["MM101", "MM101", "MM101", "MM401", "MM204"]
 GOOD = "import torch\nw = torch.load('/m/w.pt', weights_only=True)\n"
 
 
@@ -51,8 +53,8 @@ def test_text_output_and_exit_codes(proj: Path, capsys: pytest.CaptureFixture[st
     assert rc == 1
     lines = out.splitlines()
     assert [ln.split(": ", 1)[0] for ln in lines] == [
-        "pkg/bad.py:4:5", "pkg/bad.py:5:5", "pkg/bad.py:9:5", "pkg/bad.py:11:1"]
-    assert [ln.split(": ", 1)[1][:5] for ln in lines] == ["MM101", "MM204", "MM101", "MM401"]
+        "pkg/bad.py:4:5", "pkg/bad.py:5:5", "pkg/bad.py:9:5", "pkg/bad.py:11:1", "pkg/bad.py:12:5"]
+    assert [ln.split(": ", 1)[1][:5] for ln in lines] == CODES
     assert run(capsys, "pkg/good.py")[0] == 0
     assert run(capsys, "pkg", "--exit-zero")[0] == 0
 
@@ -63,7 +65,7 @@ def test_formats(proj: Path, capsys: pytest.CaptureFixture[str], fmt: str) -> No
     assert rc == 1
     if fmt == "json":
         data = json.loads(out)
-        assert [d["code"] for d in data] == ["MM101", "MM204", "MM101", "MM401"]
+        assert [d["code"] for d in data] == CODES
         assert data[0]["fixable"] is True and data[2]["fixable"] is False
     elif fmt == "sarif":
         data = json.loads(out)
@@ -83,10 +85,10 @@ def test_fix_rewrites_only_safe_calls(proj: Path, capsys: pytest.CaptureFixture[
     rc, out, err = run(capsys, "pkg", "--fix")
     text = (proj / "pkg" / "bad.py").read_text()
     assert "AutoModel.from_pretrained('bert-base-uncased', local_files_only=True)" in text
-    assert "    map_location='cpu',\n    weights_only=True,\n)" in text
+    assert "    revision='abc',\n    local_files_only=True,\n)" in text
     assert "local_files_only=False)" in text  # an explicit False is the author's: reported, not changed
     assert rc == 1 and "fixed 1 file" in err
-    assert [ln.split(": ", 1)[1][:5] for ln in out.splitlines()] == ["MM101", "MM401"]
+    assert [ln.split(": ", 1)[1][:5] for ln in out.splitlines()] == ["MM101", "MM401", "MM204"]
     # the fixed file parses and is stable under a second --fix
     compile(text, "bad.py", "exec")
     run(capsys, "pkg", "--fix")
@@ -99,7 +101,7 @@ def test_diff_changes_nothing(proj: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out.startswith("--- a/pkg/bad.py\n+++ b/pkg/bad.py\n")
     assert "+m = AutoModel.from_pretrained('bert-base-uncased', local_files_only=True)" in out
     assert (proj / "pkg" / "bad.py").read_text() == BAD
-    assert "MM401" in err and "MM204" not in err
+    assert "MM401" in err and "pkg/bad.py:4:" not in err
     assert run(capsys, "pkg/good.py", "--diff")[0] == 0
 
 
@@ -114,7 +116,7 @@ def test_config_hosts_ignores_excludes(proj: Path, capsys: pytest.CaptureFixture
     (proj / "vendor" / "x.py").write_text(BAD)
     rc, out, _ = run(capsys, ".")
     assert rc == 1
-    assert [ln.split(": ", 1)[1][:5] for ln in out.splitlines()] == ["MM101", "MM101"]
+    assert [ln.split(": ", 1)[1][:5] for ln in out.splitlines()] == ["MM101", "MM101", "MM101"]
     assert "vendor" not in out
     assert run(capsys, ".", "--select", "MM4")[0] == 0
     assert run(capsys, ".", "--ignore", "MM1")[0] == 0
@@ -146,7 +148,7 @@ def test_cache_skips_unchanged_files(proj: Path, capsys: pytest.CaptureFixture[s
     assert second[:2] == first[:2] and "cached=2" in second[2]
     monkeypatch.undo()
     monkeypatch.chdir(proj)
-    (proj / "pkg" / "good.py").write_text(GOOD + "torch.load('x')\n")
+    (proj / "pkg" / "good.py").write_text(GOOD + "torch.load('x', weights_only=False)\n")
     third = run(capsys, "pkg", "--statistics")
     assert "cached=1" in third[2] and "parsed=1" in third[2] and third[1].count("MM204") == 2
     assert cache_mod.Cache(proj / ".mm-cache", "other-key").entries == {}
@@ -179,7 +181,7 @@ def test_worker_processes_give_the_same_findings(proj: Path) -> None:
     cfg = config.load(start=proj)
     serial, s1 = lint_paths(["pkg"], cfg, use_cache=False, jobs=1)
     parallel, s2 = lint_paths(["pkg"], cfg, use_cache=False, jobs=2)
-    assert serial == parallel and len(serial) == 16
+    assert serial == parallel and len(serial) == 20
     assert (s1["jobs"], s2["jobs"]) == (1, 2)
     assert resolve_jobs("auto", PARALLEL_MIN_FILES - 1) == 1
 
@@ -189,7 +191,7 @@ def test_cache_sees_an_edit_that_keeps_size_and_mtime(proj: Path, capsys: pytest
     run(capsys, "pkg", "--statistics")
     before = os.stat(target)
     text = target.read_text()
-    edited = text.replace("weights_only=True", "weights_only=None")
+    edited = text.replace("weights_only=True", "weights_only=0   ")
     assert edited != text and len(edited) == len(text)
     target.write_text(edited)  # same size
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime: only ctime tells

@@ -12,9 +12,9 @@ SRC = (
     "from transformers import AutoModel\n"
     "\n"
     "m = AutoModel.from_pretrained('bert-base-uncased')\n"
-    "w = torch.load('w.pt')  # noqa: MM204\n"
-    "v = torch.load('v.pt')  # noqa\n"
-    "u = torch.load('u.pt')  # noqa: E501\n"
+    "w = torch.load('w.pt', weights_only=False)  # noqa: MM204\n"
+    "v = torch.load('v.pt', weights_only=False)  # noqa\n"
+    "u = torch.load('u.pt', weights_only=False)  # noqa: E501\n"
     "import requests\n"
     "requests.get('http://triton.lan:8000/v2')\n"
 )

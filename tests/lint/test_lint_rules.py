@@ -1,39 +1,57 @@
-"""Every rule's own VALID/INVALID examples, plus the name resolution real code needs."""
+"""Every rule's own VALID/INVALID examples (line, column and fixed source asserted), plus the
+name resolution real code needs."""
 
 from __future__ import annotations
 
 import pytest
 
-from mm_lint import rules
+from mm_lint import candidates, fix, rules, signals
+from mm_lint.config import Options
 from mm_lint.engine import check_bytes
-from mm_lint.examples import EXAMPLES
+from mm_lint.examples import Invalid, all_examples
 from model_manager import policy
+
+EXAMPLES = all_examples()
 
 
 def codes(src: str, hosts: frozenset[str] = frozenset()) -> list[str]:
-    return [f.code for f in check_bytes(src.encode(), "example.py", hosts)]
+    return [f.code for f in check_bytes(src.encode(), "example.py", Options(hosts))]
 
 
-CASES = [(code, "valid", i, src) for code, (valid, _) in EXAMPLES.items() for i, src in enumerate(valid)] + [
-    (code, "invalid", i, src) for code, (_, invalid) in EXAMPLES.items() for i, src in enumerate(invalid)]
+VALID = [(code, i, src) for code, (valid, _) in EXAMPLES.items() for i, src in enumerate(valid)]
+INVALID = [(code, i, ex) for code, (_, invalid) in EXAMPLES.items() for i, ex in enumerate(invalid)]
 
 
-@pytest.mark.parametrize(("code", "kind", "index", "src"), CASES,
-                         ids=[f"{c}-{k}-{i}" for c, k, i, _ in CASES])
-def test_rule_examples(code: str, kind: str, index: int, src: str) -> None:
-    found = codes(src)
-    if kind == "valid":
-        assert found == [], f"{code} VALID example {index} raised {found}:\n{src}"
-    else:
-        assert found and set(found) == {code}, f"{code} INVALID example {index} raised {found}:\n{src}"
+@pytest.mark.parametrize(("code", "index", "src"), VALID, ids=[f"{c}-valid-{i}" for c, i, _ in VALID])
+def test_valid_examples_raise_nothing(code: str, index: int, src: str) -> None:
+    found = [(f.code, f.line, f.col) for f in check_bytes(src.encode(), "example.py")]
+    assert found == [], f"{code} VALID example {index} raised {found}:\n{src}"
 
 
-def test_every_catalogue_entry_is_a_rule_with_examples() -> None:
-    catalogue = {e.code for e in policy.CATALOGUE}
-    assert {r.code for r in rules.all_rules()} == catalogue
-    missing = sorted(c for c in catalogue if c not in EXAMPLES or not all(EXAMPLES[c]))
-    assert not missing, f"catalogue entries without VALID and INVALID examples: {missing}"
-    assert not set(EXAMPLES) - catalogue, "examples for codes the catalogue does not have"
+@pytest.mark.parametrize(("code", "index", "example"), INVALID, ids=[f"{c}-invalid-{i}" for c, i, _ in INVALID])
+def test_invalid_examples_raise_their_code_where_stated(code: str, index: int, example: Invalid) -> None:
+    findings = check_bytes(example.src.encode(), "example.py")
+    assert [(f.code, f.line, f.col) for f in findings] == [(code, example.line, example.col)], example.src
+    [finding] = findings
+    assert finding.fixable == (example.fixed is not None), "fixable, yet no fixed source stated (or the reverse)"
+    if example.fixed is not None:
+        assert fix.fix_source(example.src.encode(), findings).decode() == example.fixed
+
+
+def test_every_rule_has_examples() -> None:
+    codes_ = {r.code for r in rules.all_rules()}
+    missing = sorted(c for c in codes_ if c not in EXAMPLES or not all(EXAMPLES[c]))
+    assert not missing, f"rules without VALID and INVALID examples: {missing}"
+    assert not set(EXAMPLES) - codes_, "examples for codes no rule has"
+
+
+def test_every_signal_word_is_found_by_a_needle() -> None:
+    keywords = signals.PRETRAINED_KEYWORDS + signals.WEIGHTS_KEYWORDS
+    assert all(any(n.decode() in w for n in candidates.NEEDLES) for w in keywords)
+    # the rest are found where they are imported
+    unseen = [w for w in signals.DOWNLOAD_FUNCTION_NAMES if not any(n.decode() in w for n in candidates.NEEDLES)]
+    assert unseen and all("url" in w for w in unseen)
+    assert codes("from mylib import load_url\n\nsd = load_url(u)\n") == ["MM602"]
 
 
 def test_messages_come_from_the_catalogue() -> None:
@@ -106,8 +124,8 @@ def test_allowed_hosts_and_loopback() -> None:
 
 
 def test_noqa() -> None:
-    base = "import torch\ntorch.load('w.pt')"
-    assert codes(base + "  # noqa\n") == []
+    base = "import torch\ntorch.load('w.pt', weights_only=False)"
+    assert codes(base + "  # noqa\n") == ["MM204"]  # a download is allowed by name, not by a bare noqa
     assert codes(base + "  # noqa: MM204\n") == []
     assert codes(base + "  # noqa: MM2\n") == []
     assert codes(base + "  # noqa: E501\n") == ["MM204"]
