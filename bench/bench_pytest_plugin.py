@@ -6,12 +6,19 @@ moves less than the wall time. So is the median of the ratios of each alternatin
 says how far the best-of ratio can be trusted on a noisy machine.
 
     python bench/bench_pytest_plugin.py
+    python bench/bench_pytest_plugin.py --instructions   # also counts instructions (valgrind)
+
+``--instructions`` runs each variant once more under valgrind's callgrind and prints the ratio
+of instructions executed: the same on every run, so it says what the plugin costs where wall
+time on a shared machine moves by more than the budget (it leaves out waiting: I/O, page faults).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,15 +49,32 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _env(folder: Path, guarded: bool) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(folder / ".pycache"),
+               EXPECT_GUARD="1" if guarded else "0", PYTHONHASHSEED="0")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _instructions(folder: Path, *extra: str) -> int:
+    """Instructions one pytest run executes, counted by callgrind (deterministic, about 50x slower)."""
+    out = folder / "callgrind.out"
+    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
+                           "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)],
+                          capture_output=True, text=True, cwd=folder, env=_env(folder, "pytest_mm" in extra))
+    found = re.search(r"refs:\s+([\d,]+)", proc.stderr)
+    if "500 passed" not in proc.stdout or found is None:
+        raise SystemExit(f"callgrind run failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def _run(folder: Path, *extra: str) -> tuple[float, float]:
     """(wall, cpu) seconds of one pytest run.
 
     Bytecode is cached under the temporary folder (nothing is written into the tree): without a
     cache every run would compile the plugin and the guard, which no installed copy does.
     """
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONPYCACHEPREFIX=str(folder / ".pycache"),
-               EXPECT_GUARD="1" if "pytest_mm" in extra else "0")
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = _env(folder, "pytest_mm" in extra)
     cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)],
                           capture_output=True, text=True, cwd=folder, env=env)
@@ -61,6 +85,9 @@ def _run(folder: Path, *extra: str) -> tuple[float, float]:
 
 
 def main() -> int:
+    count = "--instructions" in sys.argv[1:]
+    if count and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _suite(folder)
@@ -70,6 +97,8 @@ def main() -> int:
         for _ in range(RUNS):
             plain.append(_run(folder, "-p", "no:pytest_mm"))
             guarded.append(_run(folder, "-p", "pytest_mm"))
+        counted = (_instructions(folder, "-p", "no:pytest_mm"), _instructions(folder, "-p", "pytest_mm")) \
+            if count else None
     wall = (min(w for w, _ in plain), min(w for w, _ in guarded))
     cpu = (min(c for _, c in plain), min(c for _, c in guarded))
     ratio = wall[1] / wall[0]
@@ -78,6 +107,9 @@ def main() -> int:
           f"-> ratio {ratio:.3f} (budget 1.10; best of {RUNS} alternating runs)")
     print(f"CPU time: plain {cpu[0]:.3f} s, pytest_mm {cpu[1]:.3f} s -> ratio {cpu[1] / cpu[0]:.3f}; "
           f"median ratio of the {RUNS} pairs (wall) {pairs:.3f}")
+    if counted is not None:
+        print(f"instructions (callgrind): plain {counted[0] / 1e6:.1f} M, pytest_mm {counted[1] / 1e6:.1f} M "
+              f"-> ratio {counted[1] / counted[0]:.3f}")
     print("PASS" if ratio <= 1.1 else "OVER BUDGET")
     return 0 if ratio <= 1.1 else 1
 
