@@ -105,3 +105,24 @@ def test_importing_pytest_mm_loads_nothing_heavy() -> None:
 def test_the_guide_names_every_option_marker_and_fixture(where: str) -> None:
     text = (ROOT / where).read_text(encoding="utf-8")
     assert not [name for name in NAMES if name not in text]
+
+
+def test_the_guard_loads_past_the_assertion_rewriter_which_stays_for_test_modules(tmp_path: Path) -> None:
+    # With the entry point loaded, pytest marks every module of this distribution for rewriting.
+    (tmp_path / "test_one.py").write_text(textwrap.dedent('''
+        import sys
+
+        def test_loaders():
+            rewriter = "_pytest.assertion.rewrite"
+            assert any(type(f).__module__ == rewriter for f in sys.meta_path)
+            for name in ("model_manager.guard", "model_manager.guard.checks", "model_manager.policy"):
+                assert type(sys.modules[name].__spec__.loader).__module__ != rewriter, name
+            assert type(sys.modules["test_one"].__spec__.loader).__module__ == rewriter
+
+        def test_asserts_still_rewritten():
+            assert [1, 2] == [1, 3]
+    '''))
+    run = run_pytest(tmp_path, "-p", "pytest_mm", "test_one.py", autoload=True)
+    assert run.outcome("test_loaders") == "passed", run.out
+    assert run.outcome("test_asserts_still_rewritten") == "failure"
+    assert "At index 1 diff" in run.text("test_asserts_still_rewritten"), run.out
