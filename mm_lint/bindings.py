@@ -14,6 +14,15 @@ def parameters(func: Function) -> list[ast.arg]:
             *([a.kwarg] if a.kwarg else [])]
 
 
+_TEMPORARY = frozenset({"TemporaryDirectory", "NamedTemporaryFile"})
+
+
+def _temporary(expr: ast.expr) -> bool:
+    func = expr.func if isinstance(expr, ast.Call) else None
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    return name in _TEMPORARY
+
+
 def local_values(func: Function) -> dict[str, ast.expr | None]:
     """Name -> its one assigned value in ``func``; None for a parameter or a name bound otherwise.
 
@@ -46,8 +55,11 @@ def local_values(func: Function) -> dict[str, ast.expr | None]:
             unknown(node.target)  # type: ignore[attr-defined]
         elif t in (ast.With, ast.AsyncWith):
             for item in node.items:  # type: ignore[attr-defined]
-                if item.optional_vars is not None:
-                    unknown(item.optional_vars)
+                target = item.optional_vars
+                if type(target) is ast.Name and target.id not in out and _temporary(item.context_expr):
+                    out[target.id] = item.context_expr  # `with TemporaryDirectory() as d`: d is a temp path
+                elif target is not None:
+                    unknown(target)
         elif t in (ast.Import, ast.ImportFrom):
             for a in node.names:  # type: ignore[attr-defined]
                 out[(a.asname or a.name).partition(".")[0]] = None

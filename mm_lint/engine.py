@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from mm_lint import candidates, checks, generic, index, rules, wrappers
+from mm_lint import candidates, checks, generic, index, mocked, rules, wrappers
 from mm_lint.config import Options
 from mm_lint.findings import Finding, Hit
 from mm_lint.names import LOCAL, MODULE, Context, Scope
@@ -106,8 +106,23 @@ def check_tree(tree: ast.Module, data: bytes, options: Options = DEFAULT_OPTIONS
         _add(found, value, None, _hit_at(value, code, message), _PRIORITY[code])
     result = Result(module, imports=dict(scope.imports), outline=outline(tree))
     index.learn_and_judge(scope, tree, data, out, lines, found, project or Project(), result, path)
+    if found and b"patch" in data:
+        _drop_patched(scope, tree, found)
     result.hits = _one_per_download(found)
     return result
+
+
+def _drop_patched(scope: Scope, tree: ast.Module, found: dict[int, _Found]) -> None:
+    """A test that patched the network out where the call would reach it (mocked.py)."""
+    patched = mocked.spans(tree)
+    if patched:
+        scope.context = MODULE
+        calls = [f.call for f in found.values() if f.call is not None and mocked.patched_out(scope, f.call, patched)]
+        spans = [(c.lineno, c.col_offset, c.end_lineno or c.lineno, c.end_col_offset or 0) for c in calls]
+        for key, f in list(found.items()):  # with what lies in their arguments (the URL they were given)
+            start = (f.node.lineno, f.node.col_offset)  # type: ignore[attr-defined]
+            if any((sl, sc) <= start <= (el, ec) for sl, sc, el, ec in spans):
+                del found[key]
 
 
 def _rewalk(tree: ast.Module, lines: set[int], out: candidates.Collected, scope: Scope) -> None:

@@ -39,7 +39,13 @@ EXAMPLES: dict[str, Examples] = {
          _TF + 'def load():\n    where = "/srv/models/bert"\n    return AutoModel.from_pretrained(where)',
          'class Encoder:\n    @classmethod\n    def from_pretrained(cls, path): ...\n'
          'Encoder.from_pretrained("bert-base-uncased")',
-         'from mypkg.models import Net\nNet.from_pretrained("anything")'),
+         'from mypkg.models import Net\nNet.from_pretrained("anything")',
+         # temporary folders: a `with` target, pytest's fixtures, a test case's temp dir
+         'import tempfile, os\nfrom transformers import AutoModel\ndef test_load():\n'
+         '    with tempfile.TemporaryDirectory() as d:\n        AutoModel.from_pretrained(os.path.join(d, "m"))',
+         _TF + 'def test_load(tmp_path):\n    AutoModel.from_pretrained(tmp_path / "m")',
+         'import os\n' + _TF + 'class T:\n    def test_load(self):\n'
+         '        AutoModel.from_pretrained(os.path.join(self.get_temp_dir(), "m"))'),
         (bad(_TF + 'AutoModel.from_pretrained("bert-base-uncased")', 2, 1,
              _TF + 'AutoModel.from_pretrained("bert-base-uncased", local_files_only=True)'),
          bad(_TF + 'm = AutoModel.from_pretrained(\n    "org/m",\n    revision="5f3e2c1",\n)', 2, 5,

@@ -57,13 +57,23 @@ MORE: dict[str, Examples] = {
          # a loopback server reached through an attribute or a local name
          'import requests\nclass Probe:\n    def __init__(self, port):\n        self.base = f"http://localhost:{port}"\n'
          '    def ready(self):\n        return requests.get(f"{self.base}/v2/health/ready")',
-         'import requests\ndef ready(port):\n    url = "http://127.0.0.1:%d/v2" % port\n    return requests.get(url)'),
+         'import requests\ndef ready(port):\n    url = "http://127.0.0.1:%d/v2" % port\n    return requests.get(url)',
+         # a test that patched the network function out (mocked.py)
+         'import requests\nfrom unittest import mock\n@mock.patch("requests.get")\ndef test_fetch(get):\n'
+         '    requests.get("https://example.com/w.bin")',
+         'import requests\ndef test_fetch(monkeypatch):\n    monkeypatch.setattr(requests, "get", fake)\n'
+         '    requests.get("https://example.com/w.bin")'),
         (bad('import requests\nrequests.get("https://huggingface.co/api/models")', 2, 1),
          bad('import requests\ndef fetch(url):\n    return requests.get(url)', 3, 12),
          bad('import requests\nwith requests.Session() as s:\n    s.get(f"https://{host}/x")', 3, 5),
          bad('from requests import request\nrequest("GET", "http://example.com/w.bin")', 2, 1),
          bad('import requests\nclass C:\n    def __init__(self):\n        self.base = "http://localhost:8000"\n'
-             '        self.base = remote\n    def get(self):\n        return requests.get(self.base)', 7, 16)),
+             '        self.base = remote\n    def get(self):\n        return requests.get(self.base)', 7, 16),
+         # a patch of something else, or of requests inside another module, leaves the request real
+         bad('import requests\nfrom unittest.mock import patch\ndef test_fetch():\n'
+             '    with patch("os.path.exists"):\n        requests.get("https://example.com/w.bin")', 5, 9),
+         bad('import requests\nfrom unittest.mock import patch\ndef test_fetch():\n'
+             '    with patch("mypkg.io.requests.get"):\n        requests.get("https://example.com/w.bin")', 5, 9)),
     ),
     "MM402": (
         ('import httpx\nhttpx.get("http://localhost:8000/v2")',
@@ -145,7 +155,10 @@ MORE: dict[str, Examples] = {
     ),
     "MM602": (
         ('from .io import load_url_from_cache\nload_url_from_cache(u)',
-         'def download(url):\n    return url\nprint(download)'),
+         'def download(url):\n    return url\nprint(download)',
+         # the request inside the called function's module is patched out
+         'from unittest.mock import patch\nfrom pkg.resources import common\ndef test_download():\n'
+         '    with patch("pkg.resources.common.requests.get"):\n        common.download_file(URL, "/tmp/w")'),
         (bad('from timm.models._hub import load_state_dict_from_url\nsd = load_state_dict_from_url(url)', 2, 6),
          bad('from basicsr.utils.download_util import load_file_from_url\n'
              'path = load_file_from_url(url=URL, model_dir="weights")', 2, 8),
@@ -177,7 +190,9 @@ MORE: dict[str, Examples] = {
         ('import requests\ndef fetch(url):\n    return requests.get(url)  # noqa: MM401\n'
          'fetch("http://localhost:8000/v2")',
          'import torch\ndef weights(path=None):\n    return torch.hub.load_state_dict_from_url(path)  # noqa: MM201\n'
-         'weights()'),
+         'weights()',
+         'import requests\ndef fetch(url):\n    return requests.get(url)  # noqa: MM401\n'
+         'def test_fetch(tmp_path):\n    fetch(tmp_path / "w.bin")'),
         (bad('import requests\ndef fetch(url):\n    return requests.get(url)  # noqa: MM401\n'
              'data = fetch("https://x.org/w.bin")', 4, 8),
          bad('from torch.hub import download_url_to_file\nclass Store:\n'

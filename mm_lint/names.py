@@ -13,7 +13,7 @@ import ast
 from dataclasses import dataclass, field
 
 from mm_lint import rules
-from mm_lint.bindings import attr_values, local_values
+from mm_lint.bindings import attr_values, local_values, parameters
 
 LOCAL = "<local>"  # qualname prefix of classes defined in the checked file
 
@@ -29,7 +29,14 @@ _PATH_FUNCS = frozenset({
 _PATH_ROOTS = frozenset({"os.getcwd", "pathlib.Path.cwd", "pathlib.Path.home", "tempfile.mkdtemp",
                          "tempfile.gettempdir"})
 _PATH_METHODS = frozenset({"joinpath", "resolve", "absolute", "expanduser", "with_name", "with_suffix",
-                           "parent", "as_posix", "__fspath__"})
+                           "parent", "as_posix", "__fspath__", "full_path"})
+# Temporary folders: the name a `with` binds (its `.name` for a file), pytest's fixtures, test-case
+# helpers (tf.test / keras `self.get_temp_dir()`, absltest `self.create_tempdir()`), tmp_path_factory.
+_TEMP_CALLS = frozenset({"tempfile.TemporaryDirectory", "tempfile.NamedTemporaryFile", "tempfile.mktemp"})
+_TEMP_FIXTURES = frozenset({"tmp_path", "tmpdir"})
+_TEMP_HELPERS = {"self": frozenset({"get_temp_dir", "create_tempdir", "create_tempfile"}),
+                 "tmp_path_factory": frozenset({"mktemp", "getbasetemp"}),
+                 "tmpdir_factory": frozenset({"mktemp", "getbasetemp"})}
 
 
 def canonical_forms(qualname: str) -> tuple[str, ...]:
@@ -285,9 +292,16 @@ class Scope:
         """True only when the expression provably names a local path: it starts at a path."""
         if depth > 10:
             return False
-        expr = self.constant(expr)
+        bound = self.constant(expr)
+        if isinstance(expr, ast.Name) and bound is expr and expr.id in _TEMP_FIXTURES:
+            fn = self.context.func
+            return fn is not None and any(p.arg == expr.id for p in parameters(fn)) and not any(
+                type(n) is ast.Name and n.id == expr.id and type(n.ctx) is ast.Store for n in ast.walk(fn))
+        expr = bound
         if isinstance(expr, ast.Name):
             return expr.id == "__file__"
+        if isinstance(expr, ast.Attribute) and expr.attr == "name":  # NamedTemporaryFile(...).name
+            return self.qualname(self.constant(expr.value)) in _TEMP_CALLS
         if isinstance(expr, (ast.Constant, ast.JoinedStr)) or (
                 isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add)):
             head = expr.values[0] if isinstance(expr, ast.JoinedStr) and expr.values else None
@@ -305,8 +319,11 @@ class Scope:
             func = expr.func
             if isinstance(func, ast.Attribute) and func.attr in _PATH_METHODS:
                 return self.is_local_path(func.value, depth + 1)
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                    and func.attr in _TEMP_HELPERS.get(func.value.id, ()):
+                return True
             q = self.qualname(func)
-            if q in _PATH_ROOTS:
+            if q in _PATH_ROOTS or q in _TEMP_CALLS:
                 return True
             if q in _PATH_FUNCS and expr.args:
                 return self.is_local_path(expr.args[0], depth + 1)

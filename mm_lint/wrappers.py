@@ -187,14 +187,14 @@ def judge(scope: Scope, call: ast.Call, ctx: Context, w: Wrapper, here: str
             return None, caller
         return _detail(w, f"passes it in *{forwarded}" if forwarded else "passes it in *args/**kwargs"), None
     assert isinstance(arg, ast.expr)
+    if local_value(scope, arg):  # before the caller's parameters: pytest's tmp_path is one
+        return None, None
     param = param_of(arg, ctx)
     if param is not None:
         caller = make(scope, ctx, param, here, w.code)
         if caller is not None and caller.default_local:
             return None, caller  # ``def resnet50(pretrained=False)``: only a caller asking for it downloads
         return _detail(w, f"passes on its own parameter `{param}`"), caller
-    if local_value(scope, arg):
-        return None, None
     return _detail(w, f"passes {ast.unparse(arg)[:60]}"), None
 
 
