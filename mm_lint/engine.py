@@ -107,14 +107,15 @@ def check_tree(tree: ast.Module, data: bytes, options: Options = DEFAULT_OPTIONS
     result = Result(module, imports=dict(scope.imports), outline=outline(tree))
     index.learn_and_judge(scope, tree, data, out, lines, found, project or Project(), result, path)
     if found and b"patch" in data:
-        _drop_patched(scope, tree, found)
+        _drop_patched(scope, tree, data, found)
     result.hits = _one_per_download(found)
     return result
 
 
-def _drop_patched(scope: Scope, tree: ast.Module, found: dict[int, _Found]) -> None:
+def _drop_patched(scope: Scope, tree: ast.Module, data: bytes, found: dict[int, _Found]) -> None:
     """A test that patched the network out where the call would reach it (mocked.py)."""
-    patched = mocked.spans(tree)
+    lines = sorted({*candidates.word_lines(data, b"patch"), *candidates.word_lines(data, b"setattr")})
+    patched = mocked.spans(tree, lines)
     if patched:
         scope.context = MODULE
         calls = [f.call for f in found.values() if f.call is not None and mocked.patched_out(scope, f.call, patched)]

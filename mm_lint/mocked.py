@@ -10,6 +10,7 @@ function's own module: the test put a fake where the request would go. A patch o
 from __future__ import annotations
 
 import ast
+import bisect
 
 from mm_lint.names import Scope
 
@@ -41,27 +42,42 @@ def _target(call: ast.Call) -> str | None:
     return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
 
 
-def spans(tree: ast.Module) -> list[Span]:
+def spans(tree: ast.Module, lines: list[int]) -> list[Span]:
     """Where a network function is patched: ``with`` bodies, decorated functions, the rest of a function
-    after ``monkeypatch.setattr``."""
+    after ``monkeypatch.setattr``. ``lines``: those that hold "patch" or "setattr" (sorted); only the
+    statements around them are visited."""
     out: list[Span] = []
-    for node in ast.walk(tree):
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.match_case):
+            todo.extend(node.body)
+            continue
+        first: int = getattr(node, "lineno", 0)
+        last: int = getattr(node, "end_lineno", None) or first
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:
+            first = min(first, *(d.lineno for d in decorators))
+        i = bisect.bisect_left(lines, first)
+        if i == len(lines) or lines[i] > last:
+            continue  # nothing patched in this statement
         if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 t = _target(item.context_expr) if isinstance(item.context_expr, ast.Call) else None
                 if t is not None:
-                    out.append((node.lineno, node.end_lineno or node.lineno, t))
+                    out.append((node.lineno, last, t))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            end = node.end_lineno or node.lineno
             for deco in node.decorator_list:
                 t = _target(deco) if isinstance(deco, ast.Call) else None
                 if t is not None:
-                    out.append((node.lineno, end, t))
+                    out.append((node.lineno, last, t))
             for stmt in node.body:
                 value = stmt.value if isinstance(stmt, ast.Expr) else None
                 t = _target(value) if isinstance(value, ast.Call) else None
                 if t is not None:
-                    out.append((stmt.lineno, end, t))
+                    out.append((stmt.lineno, last, t))
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            todo.extend(getattr(node, name, None) or ())
     return [s for s in out if s[2].rpartition(".")[2] in _NETWORK]
 
 
