@@ -113,14 +113,8 @@ def resolve_jobs(jobs: str | int, n_files: int) -> int:
     """
     if isinstance(jobs, int) or str(jobs).isdigit():
         return max(1, int(jobs))
-    if n_files < PARALLEL_MIN_FILES:
-        return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:  # CPUs other processes keep busy do not parse faster: count the idle ones
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        busy = 0.0
-    return max(1, min(cpus, 8, int(cpus - busy + 0.5)))
+    return min(cpus, 8) if n_files >= PARALLEL_MIN_FILES else 1
 
 
 PARALLEL_MIN_FILES = 200
