@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -35,6 +38,19 @@ def median_per_call(fn: Callable[[], object], calls: int) -> float:
         fn()
         samples.append(time.perf_counter_ns() - start)
     return statistics.median(samples) / 1e9
+
+
+def instructions(argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None,
+                 expect: str = "") -> int:
+    """Instructions ``argv`` executes, counted by valgrind's callgrind: the same on every run (about 50x
+    slower than running it). ``expect``: a text its stdout must hold (the run did what it should)."""
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          capture_output=True, text=True, cwd=cwd,
+                          env={**(env if env is not None else os.environ), "PYTHONHASHSEED": "0"})
+    found = re.search(r"refs:\s+([\d,]+)", proc.stderr)
+    if proc.returncode not in (0, 1) or found is None or expect not in proc.stdout:
+        raise SystemExit(f"callgrind run failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
 
 
 def verdict(ok: bool) -> str:

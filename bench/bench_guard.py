@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _util import instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1000
@@ -106,13 +107,7 @@ def _opens(mode: str, calls: int, path: str) -> None:
 
 def _instructions_per_open(path: str) -> dict[str, int]:
     def count(mode: str, calls: int) -> int:
-        proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                               __file__, "--opens", mode, str(calls), path],
-                              capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="0"))
-        found = re.search(r"refs:\s+([\d,]+)", proc.stderr)
-        if proc.returncode != 0 or found is None:
-            raise SystemExit(f"callgrind run failed: {proc.stderr[-2000:]}")
-        return int(found.group(1).replace(",", ""))
+        return instructions([sys.executable, __file__, "--opens", mode, str(calls), path])
 
     return {mode: (count(mode, 12000) - count(mode, 2000)) // 10000 for mode in MODES}
 

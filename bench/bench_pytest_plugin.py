@@ -16,7 +16,6 @@ time on a shared machine moves by more than the budget (it leaves out waiting: I
 from __future__ import annotations
 
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _util import instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 15  # best of 15: on a busy 2-core machine best of 7 still moved by several percent
@@ -57,15 +58,9 @@ def _env(folder: Path, guarded: bool) -> dict[str, str]:
 
 
 def _instructions(folder: Path, *extra: str) -> int:
-    """Instructions one pytest run executes, counted by callgrind (deterministic, about 50x slower)."""
-    out = folder / "callgrind.out"
-    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
-                           "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)],
-                          capture_output=True, text=True, cwd=folder, env=_env(folder, "pytest_mm" in extra))
-    found = re.search(r"refs:\s+([\d,]+)", proc.stderr)
-    if "500 passed" not in proc.stdout or found is None:
-        raise SystemExit(f"callgrind run failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    """Instructions one pytest run executes (callgrind: deterministic, about 50x slower)."""
+    return instructions([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)],
+                        cwd=str(folder), env=_env(folder, "pytest_mm" in extra), expect="500 passed")
 
 
 def _run(folder: Path, *extra: str) -> tuple[float, float]:
