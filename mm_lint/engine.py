@@ -118,11 +118,10 @@ def _drop_patched(scope: Scope, tree: ast.Module, data: bytes, found: dict[int, 
     patched = mocked.spans(tree, lines)
     if patched:
         scope.context = MODULE
-        calls = [f.call for f in found.values() if f.call is not None and mocked.patched_out(scope, f.call, patched)]
-        spans = [(c.lineno, c.col_offset, c.end_lineno or c.lineno, c.end_col_offset or 0) for c in calls]
+        calls = [_span(f.call) for f in found.values()
+                 if f.call is not None and mocked.patched_out(scope, f.call, patched)]
         for key, f in list(found.items()):  # with what lies in their arguments (the URL they were given)
-            start = (f.node.lineno, f.node.col_offset)  # type: ignore[attr-defined]
-            if any((sl, sc) <= start <= (el, ec) for sl, sc, el, ec in spans):
+            if any(_inside(_span(f.node), call) for call in calls):
                 del found[key]
 
 
@@ -223,18 +222,25 @@ def _hit_at(node: ast.AST, code: str, message: str) -> Hit:
     return Hit(node.lineno, node.col_offset, code, message)  # type: ignore[attr-defined]
 
 
+Span = tuple[tuple[int, int], tuple[int, int]]  # (line, col) of a node's start and end
+
+
+def _span(node: ast.AST) -> Span:
+    return ((node.lineno, node.col_offset),  # type: ignore[attr-defined]
+            (node.end_lineno or node.lineno, node.end_col_offset or 0))  # type: ignore[attr-defined]
+
+
+def _inside(inner: Span, outer: Span) -> bool:
+    return outer[0] <= inner[0] and inner[1] <= outer[1]
+
+
 def _one_per_download(found: dict[int, _Found]) -> list[Hit]:
     """Drop a finding that lies inside the arguments of another call's finding."""
-    spans = [(f.call.lineno, f.call.col_offset, f.call.end_lineno or f.call.lineno, f.call.end_col_offset or 0, id(f))
-             for f in found.values() if f.call is not None]
+    calls = [_span(f.call) for f in found.values() if f.call is not None]
     kept = []
     for f in found.values():
-        n = f.node
-        start = (n.lineno, n.col_offset)  # type: ignore[attr-defined]
-        end = (n.end_lineno, n.end_col_offset)  # type: ignore[attr-defined]
-        inside = any((sl, sc) <= start and end <= (el, ec) and (sl, sc, el, ec) != (*start, *end)
-                     for sl, sc, el, ec, _ in spans)
-        if not inside:
+        span = _span(f.node)
+        if not any(_inside(span, call) and span != call for call in calls):
             kept.append(f.hit)
     kept.sort(key=lambda h: (h.line, h.col, h.code))
     return kept
